@@ -1,0 +1,83 @@
+// Package event defines the clickstream event of the reference pipeline, as
+// it travels on user_events_raw (JSON, keyed by userId).
+package event
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Type is what the user did.
+type Type string
+
+// The event types the pipeline knows. Ingest rejects any other.
+const (
+	View      Type = "view"
+	Click     Type = "click"
+	AddToCart Type = "add_to_cart"
+	Purchase  Type = "purchase"
+)
+
+// Types lists the known event types in their stable order; features index
+// per-type counters by this order.
+var Types = [...]Type{View, Click, AddToCart, Purchase}
+
+// Index returns t's position in Types, or -1 if t is unknown.
+func (t Type) Index() int {
+	for i, k := range Types {
+		if k == t {
+			return i
+		}
+	}
+	return -1
+}
+
+// Event is one user interaction.
+type Event struct {
+	UserID    string    `json:"userId"`
+	ProductID string    `json:"productId"`
+	EventType Type      `json:"eventType"`
+	Timestamp time.Time `json:"timestamp"`
+	// ClientIP is personal data: declared as such on every stream carrying it.
+	ClientIP string `json:"clientIp,omitempty"`
+	// EventID, when set, makes client retries idempotent: the processor applies
+	// an event with an ID it has already applied for this user only once.
+	EventID string `json:"eventId,omitempty"`
+}
+
+// Limits on field sizes; longer values are rejected as hostile.
+const (
+	MaxIDLen = 128
+)
+
+// ErrInvalid is wrapped by every validation error.
+var ErrInvalid = errors.New("invalid event")
+
+// Validate reports the first problem with e, naming the field.
+func (e *Event) Validate() error {
+	switch {
+	case e.UserID == "":
+		return fmt.Errorf("%w: userId is required", ErrInvalid)
+	case len(e.UserID) > MaxIDLen:
+		return fmt.Errorf("%w: userId longer than %d bytes", ErrInvalid, MaxIDLen)
+	case e.ProductID == "":
+		return fmt.Errorf("%w: productId is required", ErrInvalid)
+	case len(e.ProductID) > MaxIDLen:
+		return fmt.Errorf("%w: productId longer than %d bytes", ErrInvalid, MaxIDLen)
+	case e.EventType.Index() < 0:
+		return fmt.Errorf("%w: eventType %q is not one of view, click, add_to_cart, purchase", ErrInvalid, truncate(string(e.EventType)))
+	case e.Timestamp.IsZero():
+		return fmt.Errorf("%w: timestamp is required (RFC 3339)", ErrInvalid)
+	case len(e.EventID) > MaxIDLen:
+		return fmt.Errorf("%w: eventId longer than %d bytes", ErrInvalid, MaxIDLen)
+	}
+	return nil
+}
+
+func truncate(s string) string {
+	if len(s) > 32 {
+		return s[:32] + "..."
+	}
+	return s
+}
