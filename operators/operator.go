@@ -76,6 +76,14 @@ type Context[S any] interface {
 	SetTimer(at time.Time)
 	// ClearTimer cancels the calling operator's timer for this key.
 	ClearTimer()
+	Lookuper
+}
+
+// Lookuper reads other processors' tables that the processor declared as
+// lookups. Use topology.Table[V].Get for typed access.
+type Lookuper interface {
+	// Lookup returns the raw table value for key, or nil if there is none.
+	Lookup(table, key string) ([]byte, error)
 }
 
 // Observer is implemented by the runtime's Context to learn which operator

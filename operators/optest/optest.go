@@ -4,6 +4,7 @@
 package optest
 
 import (
+	"fmt"
 	"sort"
 	"time"
 
@@ -167,6 +168,9 @@ func (c *ctx[S]) SetTimer(at time.Time) {
 	c.changes = append(c.changes, timerChange{op: c.current, at: at})
 }
 func (c *ctx[S]) ClearTimer() { c.changes = append(c.changes, timerChange{op: c.current, clear: true}) }
+func (c *ctx[S]) Lookup(table, key string) ([]byte, error) {
+	return nil, fmt.Errorf("optest: no table %q to look up", table)
+}
 func (c *ctx[S]) Enter(name string) func(error) {
 	prev := c.current
 	c.current = name

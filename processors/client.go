@@ -1,0 +1,151 @@
+package processors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/storage"
+
+	"github.com/aetherai/aether/broker"
+	"github.com/aetherai/aether/topology"
+)
+
+// ClientOption configures an Emitter or a View.
+type ClientOption interface{ applyClient(*clientConfig) error }
+
+type clientConfig struct {
+	sarama   func(string) *sarama.Config
+	clientID string
+}
+
+type clientOpt func(*clientConfig) error
+
+func (f clientOpt) applyClient(c *clientConfig) error { return f(c) }
+
+// ClientSarama sets the sarama configuration of an emitter or view.
+func ClientSarama(fn func(clientID string) *sarama.Config) ClientOption {
+	return clientOpt(func(c *clientConfig) error {
+		if fn == nil {
+			return errors.New("sarama: nil config function")
+		}
+		c.sarama = fn
+		return nil
+	})
+}
+
+// ClientID sets the Kafka client ID.
+func ClientID(id string) ClientOption {
+	return clientOpt(func(c *clientConfig) error { c.clientID = id; return nil })
+}
+
+func clientDefaults(opts []ClientOption, id string) (clientConfig, error) {
+	c := clientConfig{sarama: broker.SaramaConfig, clientID: id}
+	for _, o := range opts {
+		if err := o.applyClient(&c); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
+
+func (c clientConfig) topicManager() goka.TopicManagerBuilder {
+	tmc := goka.NewTopicManagerConfig()
+	tmc.Table.Replication = 1
+	tmc.Stream.Replication = 1
+	return goka.TopicManagerBuilderWithConfig(c.sarama(c.clientID), tmc)
+}
+
+// Emitter produces typed records to a stream, keyed, encoded with the
+// stream's codec.
+type Emitter[T any] struct {
+	stream *topology.Stream[T]
+	e      *goka.Emitter
+}
+
+// NewEmitter returns an emitter for stream.
+func NewEmitter[T any](brokers []string, stream *topology.Stream[T], opts ...ClientOption) (*Emitter[T], error) {
+	c, err := clientDefaults(opts, "aether-emitter-"+stream.Name())
+	if err != nil {
+		return nil, err
+	}
+	e, err := goka.NewEmitter(brokers, goka.Stream(stream.Name()), rawCodec,
+		goka.WithEmitterClientID(c.clientID),
+		goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(c.sarama(c.clientID))),
+		goka.WithEmitterTopicManagerBuilder(c.topicManager()))
+	if err != nil {
+		return nil, fmt.Errorf("emitter %s: %w", stream.Name(), err)
+	}
+	return &Emitter[T]{stream: stream, e: e}, nil
+}
+
+// Emit sends v under key without waiting for the broker's acknowledgement;
+// Finish waits for all of them.
+func (e *Emitter[T]) Emit(key string, v T) error {
+	b, err := e.stream.Codec().Encode(v)
+	if err != nil {
+		return fmt.Errorf("emitter %s: encode: %w", e.stream.Name(), err)
+	}
+	return e.EmitRaw(key, b)
+}
+
+// EmitRaw sends bytes as they are (for replaying or injecting bad input).
+func (e *Emitter[T]) EmitRaw(key string, b []byte) error {
+	_, err := e.e.Emit(key, b)
+	return err
+}
+
+// EmitSync sends v and waits for the acknowledgement.
+func (e *Emitter[T]) EmitSync(key string, v T) error {
+	b, err := e.stream.Codec().Encode(v)
+	if err != nil {
+		return fmt.Errorf("emitter %s: encode: %w", e.stream.Name(), err)
+	}
+	return e.e.EmitSync(key, b)
+}
+
+// Finish waits for every pending record and closes the emitter.
+func (e *Emitter[T]) Finish() error { return e.e.Finish() }
+
+// View is a read-only, continuously updated local copy of a processor's
+// table (for example the online feature store), decoded to S.
+type View[S any] struct {
+	table *topology.Table[S]
+	v     *goka.View
+}
+
+// NewView returns a view of table; call Run to keep it updated.
+func NewView[S any](brokers []string, table *topology.Table[S], opts ...ClientOption) (*View[S], error) {
+	c, err := clientDefaults(opts, "aether-view-"+table.Name())
+	if err != nil {
+		return nil, err
+	}
+	cfg := c.sarama(c.clientID)
+	v, err := goka.NewView(brokers, goka.Table(table.Name()), rawCodec,
+		goka.WithViewClientID(c.clientID),
+		goka.WithViewStorageBuilder(storage.MemoryBuilder()),
+		goka.WithViewConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(cfg)),
+		goka.WithViewTopicManagerBuilder(c.topicManager()))
+	if err != nil {
+		return nil, fmt.Errorf("view %s: %w", table.Name(), err)
+	}
+	return &View[S]{table: table, v: v}, nil
+}
+
+// Run keeps the view updated until ctx is cancelled.
+func (v *View[S]) Run(ctx context.Context) error { return v.v.Run(ctx) }
+
+// Recovered reports whether the view has caught up with the table topic.
+func (v *View[S]) Recovered() bool { return v.v.Recovered() }
+
+// Get returns key's value; ok is false if the key has none.
+func (v *View[S]) Get(key string) (s S, ok bool, err error) {
+	raw, err := v.v.Get(key)
+	if err != nil || raw == nil {
+		return s, false, err
+	}
+	s, err = v.table.Decode(raw.([]byte))
+	return s, err == nil, err
+}

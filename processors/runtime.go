@@ -1,0 +1,461 @@
+// Package processors compiles a topology into Goka processors and runs
+// them. Every processor's operator chain runs inside one middleware,
+// written once here and in internal/engine, that gives:
+//
+//   - dead letters: a record that fails to decode, fails validation, or is
+//     rejected by an operator goes to "<input>.dlq" with its original bytes
+//     as the value and the reason, processor, operator and source topic,
+//     partition and offset as headers; processing goes on;
+//   - effectively-once state: each key's table value carries the last
+//     applied offset of every input topic, written in the same table record
+//     as the state, so a record redelivered after a crash or rebalance is
+//     recognised and skipped; event IDs seen recently for the key are
+//     skipped too;
+//   - durable event-time timers, stored with the state and delivered
+//     through the processor's loopback topic;
+//   - Prometheus metrics per processor, topic and operator.
+//
+// Goka only ever sees raw bytes: decoding happens inside the middleware so
+// that a bad record is a dead letter, not a processor crash.
+package processors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/storage"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/aetherai/aether/broker"
+	"github.com/aetherai/aether/codec"
+	"github.com/aetherai/aether/internal/engine"
+	"github.com/aetherai/aether/topology"
+)
+
+// Dead-letter record headers.
+const (
+	HeaderReason    = "aether-reason"
+	HeaderStage     = "aether-stage"
+	HeaderProcessor = "aether-processor"
+	HeaderOperator  = "aether-operator"
+	HeaderTopic     = "aether-source-topic"
+	HeaderPartition = "aether-source-partition"
+	HeaderOffset    = "aether-source-offset"
+)
+
+var rawCodec = codec.Goka(codec.Bytes())
+
+// Runtime runs the processors of one topology.
+type Runtime struct {
+	cfg     config
+	topo    *topology.Topology
+	procs   []*proc
+	metrics *metrics
+}
+
+// New validates the topology, creates its streams with their declared
+// retention (unless CreateTopics(false)), and builds one Goka processor per
+// topology processor. Call Run to start them.
+func New(ctx context.Context, t *topology.Topology, opts ...Option) (*Runtime, error) {
+	cfg := defaults()
+	for _, o := range opts {
+		if err := o.apply(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	if len(cfg.brokers) == 0 {
+		return nil, errors.New("processors: no brokers given (use processors.Brokers)")
+	}
+	if err := t.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.registerer == nil {
+		reg := prometheus.NewRegistry()
+		cfg.registerer, cfg.gatherer = reg, reg
+	}
+	m, err := newMetrics(cfg.registerer)
+	if err != nil {
+		return nil, fmt.Errorf("processors: metrics: %w", err)
+	}
+	r := &Runtime{cfg: cfg, topo: t, metrics: m}
+	if cfg.createTopics {
+		if err := r.createTopics(ctx); err != nil {
+			return nil, err
+		}
+	}
+	for _, spec := range t.Processors() {
+		if cfg.only != nil && !cfg.only[spec.Name] {
+			continue
+		}
+		p, err := r.newProc(spec)
+		if err != nil {
+			return nil, fmt.Errorf("processor %q: %w", spec.Name, err)
+		}
+		r.procs = append(r.procs, p)
+	}
+	if cfg.only != nil && len(r.procs) != len(cfg.only) {
+		return nil, fmt.Errorf("processors: Only names a processor the topology %q does not have", t.Name())
+	}
+	return r, nil
+}
+
+// Gatherer returns the registry holding the runtime's metrics.
+func (r *Runtime) Gatherer() prometheus.Gatherer { return r.cfg.gatherer }
+
+func (r *Runtime) createTopics(ctx context.Context) error {
+	cfg := r.cfg.sarama(r.clientID("admin"))
+	for _, s := range r.topo.Streams() {
+		parts := s.Partitions
+		if parts == 0 {
+			parts = r.cfg.partitions
+		}
+		spec := broker.TopicSpec{Name: s.Name, Partitions: parts, Retention: s.Retention}
+		if err := broker.EnsureTopic(ctx, r.cfg.brokers, cfg, spec); err != nil {
+			return fmt.Errorf("processors: create stream %q: %w", s.Name, err)
+		}
+	}
+	return nil
+}
+
+func (r *Runtime) clientID(role string) string {
+	id := "aether-" + r.topo.Name() + "-" + role
+	if r.cfg.instance != "" {
+		id += "-" + r.cfg.instance
+	}
+	return id
+}
+
+// Run runs every processor until ctx is cancelled or one fails, and
+// returns the first error.
+func (r *Runtime) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	for _, p := range r.procs {
+		g.Go(func() error {
+			if err := p.gp.Run(ctx); err != nil {
+				return fmt.Errorf("processor %q: %w", p.spec.Name, err)
+			}
+			return nil
+		})
+		if p.node.Stateful() {
+			g.Go(func() error { return p.sweep(ctx) })
+		}
+	}
+	err := g.Wait()
+	for _, p := range r.procs {
+		if p.loop != nil {
+			if ferr := p.loop.Finish(); ferr != nil && err == nil {
+				err = ferr
+			}
+		}
+	}
+	return err
+}
+
+// WaitReady blocks until every processor has recovered its table and
+// started processing.
+func (r *Runtime) WaitReady(ctx context.Context) error {
+	for _, p := range r.procs {
+		if err := p.gp.WaitForReadyContext(ctx); err != nil {
+			return fmt.Errorf("processor %q: %w", p.spec.Name, err)
+		}
+	}
+	return ctx.Err()
+}
+
+// Get reads the current table value of key from a running processor's
+// local state, as raw envelope bytes; nil if the key has none.
+func (r *Runtime) Get(processor, key string) ([]byte, error) {
+	for _, p := range r.procs {
+		if p.spec.Name == processor {
+			v, err := p.gp.Get(key)
+			if err != nil || v == nil {
+				return nil, err
+			}
+			return v.([]byte), nil
+		}
+	}
+	return nil, fmt.Errorf("processor %q is not run by this runtime", processor)
+}
+
+// proc is one running processor.
+type proc struct {
+	r       *Runtime
+	spec    *topology.ProcessorSpec
+	node    engine.Node
+	gp      *goka.Processor
+	loop    *goka.Emitter
+	pm      *procMetrics
+	log     *slog.Logger
+	timers  *timerIndex
+	clocksM sync.Mutex
+	clocks  map[int32]*clock
+}
+
+func (r *Runtime) newProc(spec *topology.ProcessorSpec) (*proc, error) {
+	p := &proc{r: r, spec: spec, node: spec.NewNode(), timers: newTimerIndex(), clocks: map[int32]*clock{},
+		log: r.cfg.logger.With("processor", spec.Name)}
+	var topics []string
+	var edges []goka.Edge
+	for _, in := range spec.Inputs {
+		topics = append(topics, in.Name)
+		edges = append(edges, goka.Input(goka.Stream(in.Name), rawCodec, p.handle))
+		edges = append(edges, goka.Output(goka.Stream(spec.DeadLetterStream(in).Name), rawCodec))
+	}
+	for _, out := range spec.Outputs {
+		edges = append(edges, goka.Output(goka.Stream(out.Name), rawCodec))
+	}
+	for _, l := range spec.Lookups {
+		edges = append(edges, goka.Lookup(goka.Table(l.Name), rawCodec))
+	}
+	if p.node.Stateful() {
+		edges = append(edges, goka.Persist(rawCodec), goka.Loop(rawCodec, p.fire))
+	}
+	p.pm = r.metrics.forProcessor(spec.Name, topics, p.node.Operators())
+
+	group := goka.Group(spec.Name)
+	cid := r.clientID(spec.Name)
+	scfg := r.cfg.sarama(cid)
+	tmc := goka.NewTopicManagerConfig()
+	tmc.Table.Replication = 1
+	tmc.Stream.Replication = 1
+	opts := []goka.ProcessorOption{
+		goka.WithClientID(cid),
+		goka.WithLogger(gokaLogger{p.log}),
+		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(scfg)),
+		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(scfg)),
+		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(scfg)),
+		goka.WithTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(scfg, tmc)),
+		goka.WithStorageBuilder(p.storageBuilder()),
+		goka.WithRebalanceCallback(p.rebalanced),
+	}
+	gp, err := goka.NewProcessor(r.cfg.brokers, goka.DefineGroup(group, edges...), opts...)
+	if err != nil {
+		return nil, err
+	}
+	p.gp = gp
+	if p.node.Stateful() {
+		loop, err := goka.NewEmitter(r.cfg.brokers, goka.Stream(string(group)+"-loop"), rawCodec,
+			goka.WithEmitterClientID(cid+"-timers"),
+			goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(scfg)),
+			goka.WithEmitterTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(scfg, tmc)),
+			goka.WithEmitterLogger(gokaLogger{p.log}))
+		if err != nil {
+			return nil, fmt.Errorf("timer emitter: %w", err)
+		}
+		p.loop = loop
+	}
+	return p, nil
+}
+
+func (p *proc) storageBuilder() storage.Builder {
+	base := storage.MemoryBuilder()
+	if dir := p.r.cfg.storageDir; dir != "" {
+		base = storage.DefaultBuilder(dir)
+	}
+	if !p.node.Stateful() {
+		return base
+	}
+	table := p.spec.Table.Name
+	return func(topic string, part int32) (storage.Storage, error) {
+		st, err := base(topic, part)
+		if err != nil || topic != table {
+			return st, err
+		}
+		return &recoveringStorage{Storage: st, onRecovered: func(s storage.Storage) {
+			if err := loadTimers(s, part, p.timers, p.clock(part)); err != nil {
+				p.log.Error("loading timers after recovery", "partition", part, "err", err)
+			}
+		}}, nil
+	}
+}
+
+func (p *proc) rebalanced(a goka.Assignment) {
+	keep := map[int32]bool{}
+	for part := range a {
+		keep[part] = true
+	}
+	p.timers.drop(keep)
+	p.log.Info("partitions assigned", "partitions", len(a))
+}
+
+func (p *proc) clock(part int32) *clock {
+	p.clocksM.Lock()
+	defer p.clocksM.Unlock()
+	c, ok := p.clocks[part]
+	if !ok {
+		c = &clock{}
+		p.clocks[part] = c
+	}
+	return c
+}
+
+// handle is the Goka callback of every input edge.
+func (p *proc) handle(ctx goka.Context, msg any) {
+	value, _ := msg.([]byte)
+	part := ctx.Partition()
+	clk := p.clock(part)
+	now := time.Now()
+	rec := engine.Record{
+		Topic:     string(ctx.Topic()),
+		Partition: part,
+		Offset:    ctx.Offset(),
+		Key:       ctx.Key(),
+		Value:     value,
+		Timestamp: ctx.Timestamp(),
+		Watermark: clk.at(now, false),
+	}
+	if len(p.spec.Lookups) > 0 {
+		rec.Lookup = func(table, key string) ([]byte, error) {
+			v := ctx.Lookup(goka.Table(table), key)
+			b, _ := v.([]byte)
+			return b, nil
+		}
+	}
+	var table []byte
+	if p.node.Stateful() {
+		table, _ = ctx.Value().([]byte)
+	}
+	res := p.node.Handle(&rec, table, p.pm)
+	p.pm.record(rec.Topic, res.Outcome)
+	if !res.EventTime.IsZero() {
+		clk.observe(res.EventTime, now)
+	}
+	if res.Failure != nil {
+		p.deadLetter(ctx, &rec, res.Failure)
+	}
+	p.apply(ctx, part, res, &rec)
+}
+
+// fire is the loopback callback: a tick for a key with a due timer.
+func (p *proc) fire(ctx goka.Context, _ any) {
+	part := ctx.Partition()
+	wm := p.clock(part).at(time.Now(), p.r.cfg.idleAdvance)
+	table, _ := ctx.Value().([]byte)
+	res := p.node.Fire(ctx.Key(), table, wm, p.pm)
+	if res.Failure != nil {
+		p.r.metrics.timers.WithLabelValues(p.spec.Name, "failed").Inc()
+		p.log.Error("timer failed", "partition", part, "offset", ctx.Offset(), "err", res.Failure)
+		// Drop the failing timers so they do not fire forever.
+		p.timers.set(part, ctx.Key(), time.Time{})
+		return
+	}
+	outcome := "fired"
+	if res.Outcome == engine.Replayed {
+		outcome = "not_due"
+	}
+	p.r.metrics.timers.WithLabelValues(p.spec.Name, outcome).Inc()
+	p.apply(ctx, part, res, nil)
+}
+
+func (p *proc) apply(ctx goka.Context, part int32, res engine.Result, rec *engine.Record) {
+	if res.Table != nil {
+		ctx.SetValue(res.Table)
+	}
+	if p.node.Stateful() && res.Outcome != engine.Replayed || res.Table != nil {
+		p.timers.set(part, ctx.Key(), res.NextTimer)
+	}
+	for _, e := range res.Emits {
+		ctx.Emit(goka.Stream(e.Topic), e.Key, e.Value)
+	}
+	for i, s := range res.Sinks {
+		if err := p.writeSink(ctx.Context(), s); err != nil {
+			p.r.metrics.sinkErrors.WithLabelValues(p.spec.Name).Inc()
+			if rec != nil {
+				p.deadLetter(ctx, rec, &engine.Failure{Stage: "sink", Operator: p.spec.Sinks[i%max(1, len(p.spec.Sinks))], Err: err})
+			} else {
+				p.log.Error("sink write failed for a timer", "key_hash", keyHash(ctx.Key()), "err", err)
+			}
+		}
+	}
+}
+
+func (p *proc) writeSink(ctx context.Context, write func(context.Context) error) error {
+	var err error
+	backoff := 50 * time.Millisecond
+	for attempt := 0; attempt <= p.r.cfg.sinkRetries; attempt++ {
+		if err = write(ctx); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(backoff):
+			backoff *= 2
+		}
+	}
+	return err
+}
+
+func (p *proc) deadLetter(ctx goka.Context, rec *engine.Record, f *engine.Failure) {
+	p.r.metrics.deadLetters.WithLabelValues(p.spec.Name, rec.Topic, f.Stage).Inc()
+	headers := goka.Headers{
+		HeaderReason:    []byte(f.Error()),
+		HeaderStage:     []byte(f.Stage),
+		HeaderProcessor: []byte(p.spec.Name),
+		HeaderTopic:     []byte(rec.Topic),
+		HeaderPartition: []byte(strconv.Itoa(int(rec.Partition))),
+		HeaderOffset:    []byte(strconv.FormatInt(rec.Offset, 10)),
+	}
+	if f.Operator != "" {
+		headers[HeaderOperator] = []byte(f.Operator)
+	}
+	ctx.Emit(goka.Stream(rec.Topic+".dlq"), rec.Key, rec.Value, goka.WithCtxEmitHeaders(headers))
+	// The reason may quote the record; keep personal data out of logs.
+	p.log.Warn("record dead-lettered", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "stage", f.Stage, "operator", f.Operator)
+}
+
+// sweep delivers due timers: every interval it finds keys whose earliest
+// timer is due at their partition's watermark and sends each a tick through
+// the loopback topic, so the timer runs in the key's own partition
+// goroutine.
+func (p *proc) sweep(ctx context.Context) error {
+	t := time.NewTicker(p.r.cfg.timerInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		now := time.Now()
+		for _, part := range p.timers.partitions() {
+			wm := p.clock(part).at(now, p.r.cfg.idleAdvance)
+			p.r.metrics.watermark.WithLabelValues(p.spec.Name, strconv.Itoa(int(part))).Set(float64(wm.UnixMilli()) / 1000)
+			for _, key := range p.timers.due(part, wm) {
+				if _, err := p.loop.Emit(key, []byte{}); err != nil {
+					p.log.Error("timer tick", "err", err)
+					p.timers.set(part, key, wm) // retry next sweep
+				}
+			}
+		}
+	}
+}
+
+type gokaLogger struct{ l *slog.Logger }
+
+func (g gokaLogger) Print(v ...any)                 { g.l.Debug(fmt.Sprint(v...)) }
+func (g gokaLogger) Println(v ...any)               { g.l.Debug(fmt.Sprint(v...)) }
+func (g gokaLogger) Printf(format string, v ...any) { g.l.Debug(fmt.Sprintf(format, v...)) }
+
+func keyHash(key string) string {
+	return strconv.FormatUint(uint64(fnv32(key)), 16)
+}
+
+func fnv32(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= 16777619
+	}
+	return h
+}
+
+var _ = sarama.OffsetOldest
