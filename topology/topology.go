@@ -43,7 +43,9 @@ func (t *Topology) Source(streams ...interface{ Spec() StreamSpec }) *Topology {
 func (t *Topology) Sources() []StreamSpec { return append([]StreamSpec(nil), t.sources...) }
 
 // Processors lists the processors in declaration order.
-func (t *Topology) Processors() []*ProcessorSpec { return append([]*ProcessorSpec(nil), t.processors...) }
+func (t *Topology) Processors() []*ProcessorSpec {
+	return append([]*ProcessorSpec(nil), t.processors...)
+}
 
 // Processor returns the processor called name, or nil.
 func (t *Topology) Processor(name string) *ProcessorSpec {
