@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -230,34 +231,63 @@ func Consume(ctx context.Context, addrs []string, cfg *sarama.Config, topic stri
 	}
 	defer consumer.Close()
 
-	var out []*sarama.ConsumerMessage
+	// Read all partitions at once: sarama's broker consumer serves every
+	// subscribed partition in one fetch, while partitions read one after
+	// another would each wait out the previous one's idle fetch
+	// (Consumer.MaxWaitTime).
+	readCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := make([][]*sarama.ConsumerMessage, len(parts))
+	errs := make([]error, len(parts))
+	var wg sync.WaitGroup
 	for i, p := range parts {
 		b := bs[i]
 		if b.high <= b.low {
 			continue
 		}
-		msgs, err := consumePartition(ctx, consumer, topic, p, b.low, b.high)
+		pc, err := consumer.ConsumePartition(topic, p, b.low)
 		if err != nil {
+			cancel()
+			wg.Wait()
 			return nil, fmt.Errorf("broker: consume %q partition %d: %w", topic, p, err)
 		}
-		out = append(out, msgs...)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer pc.AsyncClose()
+			results[i], errs[i] = readPartition(readCtx, pc, b.high-b.low, b.high)
+			if errs[i] != nil {
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		n := 0
+		for _, r := range results {
+			n += len(r)
+		}
+		return nil, fmt.Errorf("broker: consume %q: read %d records, high-water marks not reached: %w", topic, n, err)
+	}
+	var out []*sarama.ConsumerMessage
+	for i, p := range parts {
+		if errs[i] != nil && !errors.Is(errs[i], context.Canceled) {
+			return nil, fmt.Errorf("broker: consume %q partition %d: %w", topic, p, errs[i])
+		}
+		out = append(out, results[i]...)
 	}
 	return out, nil
 }
 
-func consumePartition(ctx context.Context, consumer sarama.Consumer, topic string, p int32, low, high int64) ([]*sarama.ConsumerMessage, error) {
-	pc, err := consumer.ConsumePartition(topic, p, low)
-	if err != nil {
-		return nil, err
-	}
-	defer pc.AsyncClose()
-	msgs := make([]*sarama.ConsumerMessage, 0, high-low)
+// readPartition reads pc until the record before high.
+func readPartition(ctx context.Context, pc sarama.PartitionConsumer, capHint, high int64) ([]*sarama.ConsumerMessage, error) {
+	msgs := make([]*sarama.ConsumerMessage, 0, capHint)
 	for {
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("read %d records, high-water mark %d not reached: %w", len(msgs), high, ctx.Err())
+			return msgs, ctx.Err()
 		case err := <-pc.Errors():
-			return nil, err
+			return msgs, err
 		case m := <-pc.Messages():
 			if m.Offset >= high {
 				return msgs, nil

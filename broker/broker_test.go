@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -149,12 +150,24 @@ func TestLogger(t *testing.T) {
 	var w lockedWriter
 	l := slog.New(slog.NewTextHandler(&w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	b := startBroker(t, Logger(l))
-	// Any traffic will do; kfake logs connection and request handling.
-	client, err := sarama.NewClient(b.Addrs(), SaramaConfig("log-test"))
+	// kfake logs little (errors, KIP-848 group detail); a truncated
+	// request is logged at debug ("unable to parse request").
+	conn, err := net.Dial("tcp", b.Addrs()[0])
 	require.NoError(t, err)
-	require.NoError(t, client.Close())
-	b.Close()
+	// size 10 | key 3 (Metadata) | version 1 | correlation 1 | null client
+	// ID, then no body (Metadata v1 needs a topics array).
+	_, err = conn.Write([]byte{0, 0, 0, 10, 0, 3, 0, 1, 0, 0, 0, 1, 0xff, 0xff})
+	require.NoError(t, err)
+	// kfake closes the connection after logging.
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(10*time.Second)))
+	_, err = conn.Read(make([]byte, 1))
+	require.Error(t, err)
+	conn.Close()
+	assert.Eventually(t, func() bool {
+		return strings.Contains(w.String(), "unable to parse request")
+	}, 5*time.Second, 10*time.Millisecond)
 	assert.Contains(t, w.String(), "component=kfake")
+	assert.Contains(t, w.String(), "level=DEBUG")
 }
 
 type lockedWriter struct {
@@ -271,6 +284,8 @@ func TestAdminContext(t *testing.T) {
 	cancel()
 	b := startBroker(t)
 	err := EnsureTopic(ctx, b.Addrs(), cfg, TopicSpec{Name: "t"})
+	assert.ErrorIs(t, err, context.Canceled)
+	_, err = Consume(ctx, b.Addrs(), cfg, "t")
 	assert.ErrorIs(t, err, context.Canceled)
 
 	// Nothing listens: the error comes back, not a hang.

@@ -45,9 +45,19 @@ func Invoke[S, In, Out any](ctx Context[S], op Operator[S, In, Out], in In, emit
 		return op.Process(ctx, in, emit)
 	}
 	done := o.Enter(op.Name())
+	defer reportPanic(done)
 	err := op.Process(ctx, in, emit)
 	done(err)
 	return err
+}
+
+// reportPanic tells the observer that the operator failed before the panic
+// goes on to the runtime, which turns it into a dead letter.
+func reportPanic(done func(error)) {
+	if r := recover(); r != nil {
+		done(fmt.Errorf("panic: %v", r))
+		panic(r)
+	}
 }
 
 // FireTimer runs the OnTimer of the operator called name within op, and
@@ -65,6 +75,7 @@ func FireTimer[S, In, Out any](ctx Context[S], op Operator[S, In, Out], name str
 		return true, t.OnTimer(ctx, emit)
 	}
 	done := o.Enter(name)
+	defer reportPanic(done)
 	err := t.OnTimer(ctx, emit)
 	done(err)
 	return true, err

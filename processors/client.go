@@ -52,10 +52,7 @@ func clientDefaults(opts []ClientOption, id string) (clientConfig, error) {
 }
 
 func (c clientConfig) topicManager() goka.TopicManagerBuilder {
-	tmc := goka.NewTopicManagerConfig()
-	tmc.Table.Replication = 1
-	tmc.Stream.Replication = 1
-	return goka.TopicManagerBuilderWithConfig(c.sarama(c.clientID), tmc)
+	return goka.TopicManagerBuilderWithConfig(c.sarama(c.clientID), broker.GokaTopicManagerConfig())
 }
 
 // Emitter produces typed records to a stream, keyed, encoded with the
@@ -122,11 +119,10 @@ func NewView[S any](brokers []string, table *topology.Table[S], opts ...ClientOp
 	if err != nil {
 		return nil, err
 	}
-	cfg := c.sarama(c.clientID)
 	v, err := goka.NewView(brokers, goka.Table(table.Name()), rawCodec,
 		goka.WithViewClientID(c.clientID),
 		goka.WithViewStorageBuilder(storage.MemoryBuilder()),
-		goka.WithViewConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(cfg)),
+		goka.WithViewConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(c.sarama(c.clientID))),
 		goka.WithViewTopicManagerBuilder(c.topicManager()))
 	if err != nil {
 		return nil, fmt.Errorf("view %s: %w", table.Name(), err)

@@ -222,17 +222,16 @@ func (r *Runtime) newProc(spec *topology.ProcessorSpec) (*proc, error) {
 
 	group := goka.Group(spec.Name)
 	cid := r.clientID(spec.Name)
-	scfg := r.cfg.sarama(cid)
-	tmc := goka.NewTopicManagerConfig()
-	tmc.Table.Replication = 1
-	tmc.Stream.Replication = 1
+	// Goka's builders write ClientID (and the partitioner) into the config
+	// they are given on every build: each gets its own.
+	scfg := func() *sarama.Config { return r.cfg.sarama(cid) }
 	opts := []goka.ProcessorOption{
 		goka.WithClientID(cid),
 		goka.WithLogger(gokaLogger{p.log}),
-		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(scfg)),
-		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(scfg)),
-		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(scfg)),
-		goka.WithTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(scfg, tmc)),
+		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(scfg())),
+		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(scfg())),
+		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(scfg())),
+		goka.WithTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(scfg(), broker.GokaTopicManagerConfig())),
 		goka.WithStorageBuilder(p.storageBuilder()),
 		goka.WithRebalanceCallback(p.rebalanced),
 	}
@@ -244,8 +243,8 @@ func (r *Runtime) newProc(spec *topology.ProcessorSpec) (*proc, error) {
 	if p.node.Stateful() {
 		loop, err := goka.NewEmitter(r.cfg.brokers, goka.Stream(string(group)+"-loop"), rawCodec,
 			goka.WithEmitterClientID(cid+"-timers"),
-			goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(scfg)),
-			goka.WithEmitterTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(scfg, tmc)),
+			goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(scfg())),
+			goka.WithEmitterTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(scfg(), broker.GokaTopicManagerConfig())),
 			goka.WithEmitterLogger(gokaLogger{p.log}))
 		if err != nil {
 			return nil, fmt.Errorf("timer emitter: %w", err)
@@ -458,4 +457,3 @@ func fnv32(s string) uint32 {
 	return h
 }
 
-var _ = sarama.OffsetOldest

@@ -240,7 +240,9 @@ func (n *node[S, In, Out]) Handle(rec *Record, table []byte, obs Observer) Resul
 	c := &opContext[S]{key: rec.Key, at: at, wm: wm, state: &state, obs: obs, env: &env, lookup: rec.Lookup,
 		src: operators.Source{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset}}
 	res := Result{Outcome: Applied, EventTime: at}
-	err = operators.Invoke(c, n.spec.Chain, v, func(o Out) error { return n.emit(rec.Key, o, &res) })
+	err = guard(func() error {
+		return operators.Invoke(c, n.spec.Chain, v, func(o Out) error { return n.emit(rec.Key, o, &res) })
+	})
 	if err != nil {
 		return fenced(Result{Outcome: DeadLettered, EventTime: at, Failure: c.failure(err)})
 	}
@@ -282,7 +284,10 @@ func (n *node[S, In, Out]) Fire(key string, table []byte, watermark time.Time, o
 	for _, t := range due {
 		env.clearTimer(t.op)
 		c := &opContext[S]{key: key, at: time.UnixMilli(t.deadline).UTC(), wm: watermark, state: &state, obs: obs, env: &env}
-		_, err := operators.FireTimer(c, n.spec.Chain, t.op, func(o Out) error { return n.emit(key, o, &res) })
+		err := guard(func() error {
+			_, err := operators.FireTimer(c, n.spec.Chain, t.op, func(o Out) error { return n.emit(key, o, &res) })
+			return err
+		})
 		if err != nil {
 			// A failing timer has no input record to dead-letter: report it
 			// and drop the timer, keeping the state as it was before it.
@@ -296,6 +301,19 @@ func (n *node[S, In, Out]) Fire(key string, table []byte, watermark time.Time, o
 	res.Table = env.appendTo(make([]byte, 0, len(table)+32))
 	res.NextTimer = env.nextTimer()
 	return res
+}
+
+// ErrPanic is wrapped by the failure of an operator that panicked: the
+// record is dead-lettered like any rejected record, and the process lives.
+var ErrPanic = errors.New("operator panicked")
+
+func guard(fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", ErrPanic, r)
+		}
+	}()
+	return fn()
 }
 
 func (n *node[S, In, Out]) emit(key string, o Out, res *Result) error {

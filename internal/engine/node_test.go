@@ -154,3 +154,19 @@ func FuzzEnvelope(f *testing.F) {
 		}
 	})
 }
+
+func TestPanickingOperatorIsDeadLettered(t *testing.T) {
+	n := New(Spec[counter, ev, int]{
+		Chain: operators.Func("boom", func(ctx operators.Context[counter], in ev, emit func(int) error) error {
+			var m map[string]int
+			m["x"] = in.N // nil map write
+			return nil
+		}),
+		Table:  codec.JSON[counter](),
+		Inputs: []Input[ev]{{Topic: "in", Codec: codec.JSON[ev]()}},
+	})
+	res := n.Handle(rec(0, "a", 1, t0), nil, nil)
+	require.Equal(t, DeadLettered, res.Outcome)
+	require.ErrorIs(t, res.Failure, ErrPanic)
+	require.Equal(t, "operator boom: operator panicked: assignment to entry in nil map", res.Failure.Error())
+}
