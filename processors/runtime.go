@@ -456,4 +456,3 @@ func fnv32(s string) uint32 {
 	}
 	return h
 }
-
