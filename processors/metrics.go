@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/aetherai/aether/internal/engine"
 )
@@ -105,4 +106,12 @@ func (pm *procMetrics) Operator(name string, d time.Duration, err error) {
 	if err != nil {
 		om.errors.Inc()
 	}
+}
+
+func counterValue(c prometheus.Counter) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		return 0
+	}
+	return m.GetCounter().GetValue()
 }

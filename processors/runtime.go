@@ -24,8 +24,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -187,16 +189,17 @@ func (r *Runtime) Get(processor, key string) ([]byte, error) {
 
 // proc is one running processor.
 type proc struct {
-	r       *Runtime
-	spec    *topology.ProcessorSpec
-	node    engine.Node
-	gp      *goka.Processor
-	loop    *goka.Emitter
-	pm      *procMetrics
-	log     *slog.Logger
-	timers  *timerIndex
-	clocksM sync.Mutex
-	clocks  map[int32]*clock
+	r        *Runtime
+	spec     *topology.ProcessorSpec
+	node     engine.Node
+	gp       *goka.Processor
+	loop     *goka.Emitter
+	pm       *procMetrics
+	log      *slog.Logger
+	timers   *timerIndex
+	clocksM  sync.Mutex
+	clocks   map[int32]*clock
+	assigned atomic.Pointer[[]int32]
 }
 
 func (r *Runtime) newProc(spec *topology.ProcessorSpec) (*proc, error) {
@@ -282,7 +285,13 @@ func (p *proc) rebalanced(a goka.Assignment) {
 		keep[part] = true
 	}
 	p.timers.drop(keep)
-	p.log.Info("partitions assigned", "partitions", len(a))
+	parts := make([]int32, 0, len(a))
+	for part := range a {
+		parts = append(parts, part)
+	}
+	slices.Sort(parts)
+	p.assigned.Store(&parts)
+	p.log.Info("partitions assigned", "partitions", parts)
 }
 
 func (p *proc) clock(part int32) *clock {
@@ -455,4 +464,35 @@ func fnv32(s string) uint32 {
 		h *= 16777619
 	}
 	return h
+}
+
+// Outcomes returns how many input records the named processor has handled
+// in this runtime, by outcome: "applied", "replayed", "duplicate" and
+// "dead_lettered".
+func (r *Runtime) Outcomes(processor string) map[string]uint64 {
+	out := map[string]uint64{}
+	for _, p := range r.procs {
+		if p.spec.Name != processor {
+			continue
+		}
+		for _, cs := range p.pm.outcomes {
+			for o, c := range cs {
+				out[engine.Outcome(o).String()] += uint64(counterValue(c))
+			}
+		}
+	}
+	return out
+}
+
+// Assigned returns the partitions of the named processor's inputs that
+// this runtime currently owns, in order.
+func (r *Runtime) Assigned(processor string) []int32 {
+	for _, p := range r.procs {
+		if p.spec.Name == processor {
+			if a := p.assigned.Load(); a != nil {
+				return slices.Clone(*a)
+			}
+		}
+	}
+	return nil
 }

@@ -1,0 +1,74 @@
+// Package pipeline declares the sessionizer part of Aether's reference
+// recommendation pipeline on the public API:
+//
+//	user_events_raw (7 days, personal: userId, clientIp)
+//	  -> sessionizer: sessionize -> features, table = online feature store
+//	  -> user_features_processed (30 days)
+//
+// The demo, the tests and the benchmarks build it from here.
+package pipeline
+
+import (
+	"time"
+
+	"github.com/aetherai/aether/codec"
+	"github.com/aetherai/aether/event"
+	"github.com/aetherai/aether/operators"
+	"github.com/aetherai/aether/operators/features"
+	"github.com/aetherai/aether/operators/sessionize"
+	"github.com/aetherai/aether/topology"
+)
+
+// Stream and processor names of the reference pipeline.
+const (
+	RawEvents   = "user_events_raw"
+	Features    = "user_features_processed"
+	Sessionizer = "sessionizer"
+)
+
+// Pipeline is the declared topology with typed handles on its parts.
+type Pipeline struct {
+	Topology    *topology.Topology
+	Raw         *topology.Stream[event.Event]
+	Features    *topology.Stream[features.Record]
+	Sessionizer *topology.Processor[features.State, event.Event, features.Record]
+}
+
+// Config tunes the pipeline; the zero value is the reference setup.
+type Config struct {
+	// Partitions of the raw and processed streams; 0 = the runtime default.
+	Partitions int32
+	// Gap and Grace of the sessionizer; 0 = sessionize's defaults.
+	Gap, Grace time.Duration
+	// Emit is the features output policy; nil = features' default.
+	Emit features.Option
+}
+
+// New declares the pipeline.
+func New(cfg Config) *Pipeline {
+	t := topology.New("recommendations")
+	raw := topology.NewStream(RawEvents, codec.JSON[event.Event](),
+		topology.Retention(7*24*time.Hour), topology.Personal("userId", "clientIp"), topology.Partitions(cfg.Partitions)).
+		EventTime(func(e event.Event) time.Time { return e.Timestamp }).
+		EventID(func(e event.Event) string { return e.EventID }).
+		Validate(func(e event.Event) error { return e.Validate() })
+	feats := topology.NewStream(Features, codec.JSON[features.Record](),
+		topology.Retention(30*24*time.Hour), topology.Personal("userId"), topology.Partitions(cfg.Partitions))
+	t.Source(raw)
+
+	var sopts []sessionize.Option
+	if cfg.Gap > 0 {
+		sopts = append(sopts, sessionize.Gap(cfg.Gap))
+	}
+	if cfg.Grace > 0 {
+		sopts = append(sopts, sessionize.Grace(cfg.Grace))
+	}
+	var fopts []features.Option
+	if cfg.Emit != nil {
+		fopts = append(fopts, cfg.Emit)
+	}
+	p := topology.AddProcessor(t, Sessionizer, raw, features.StateCodec(),
+		operators.Chain(sessionize.New[features.State](sopts...), features.New(fopts...))).
+		Emit(feats)
+	return &Pipeline{Topology: t, Raw: raw, Features: feats, Sessionizer: p}
+}
