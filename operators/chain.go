@@ -44,18 +44,18 @@ func Invoke[S, In, Out any](ctx Context[S], op Operator[S, In, Out], in In, emit
 	if !ok {
 		return op.Process(ctx, in, emit)
 	}
-	done := o.Enter(op.Name())
-	defer reportPanic(done)
+	o.Enter(op.Name())
+	defer reportPanic(o)
 	err := op.Process(ctx, in, emit)
-	done(err)
+	o.Leave(err)
 	return err
 }
 
 // reportPanic tells the observer that the operator failed before the panic
 // goes on to the runtime, which turns it into a dead letter.
-func reportPanic(done func(error)) {
+func reportPanic(o Observer) {
 	if r := recover(); r != nil {
-		done(fmt.Errorf("panic: %v", r))
+		o.Leave(fmt.Errorf("panic: %v", r))
 		panic(r)
 	}
 }
@@ -74,10 +74,10 @@ func FireTimer[S, In, Out any](ctx Context[S], op Operator[S, In, Out], name str
 	if !ok {
 		return true, t.OnTimer(ctx, emit)
 	}
-	done := o.Enter(name)
-	defer reportPanic(done)
+	o.Enter(name)
+	defer reportPanic(o)
 	err := t.OnTimer(ctx, emit)
-	done(err)
+	o.Leave(err)
 	return true, err
 }
 

@@ -90,7 +90,8 @@ type Lookuper interface {
 // runs, for timers, metrics and error attribution. Chain calls it; operator
 // authors do not need it.
 type Observer interface {
-	// Enter announces that the named operator starts; the returned function
-	// is called with its result.
-	Enter(name string) func(error)
+	// Enter announces that the named operator starts.
+	Enter(name string)
+	// Leave announces that the operator entered last has finished with err.
+	Leave(err error)
 }

@@ -122,8 +122,9 @@ func (e *envelope) appendTo(dst []byte) []byte {
 	return append(dst, e.state...)
 }
 
-// decodeEnvelope parses b; e.state aliases b.
-func decodeEnvelope(b []byte, e *envelope) error {
+// decodeEnvelope parses b; e.state aliases b. Timer operator names equal
+// to one of names share its string instead of allocating.
+func decodeEnvelope(b []byte, e *envelope, names []string) error {
 	*e = envelope{fences: e.fences[:0], ids: e.ids[:0], timers: e.timers[:0]}
 	if len(b) == 0 {
 		return nil
@@ -144,7 +145,7 @@ func decodeEnvelope(b []byte, e *envelope) error {
 	}
 	n = r.count(2)
 	for i := 0; i < n && r.err == nil; i++ {
-		e.timers = append(e.timers, timer{r.string(), r.varint()})
+		e.timers = append(e.timers, timer{r.name(names), r.varint()})
 	}
 	if r.err != nil {
 		return r.err
@@ -160,7 +161,7 @@ func decodeEnvelope(b []byte, e *envelope) error {
 // lookups that read a processor's table.
 func StateBytes(tableValue []byte) ([]byte, error) {
 	var e envelope
-	if err := decodeEnvelope(tableValue, &e); err != nil {
+	if err := decodeEnvelope(tableValue, &e, nil); err != nil {
 		return nil, err
 	}
 	return e.state, nil
@@ -171,7 +172,7 @@ func StateBytes(tableValue []byte) ([]byte, error) {
 // index after a restart.
 func Timers(tableValue []byte) (next, watermark time.Time, err error) {
 	var e envelope
-	if err := decodeEnvelope(tableValue, &e); err != nil {
+	if err := decodeEnvelope(tableValue, &e, nil); err != nil {
 		return next, watermark, err
 	}
 	if e.wm != 0 {
@@ -222,15 +223,21 @@ func (r *reader) uint32() uint32 {
 	return v
 }
 
-func (r *reader) string() string {
+
+func (r *reader) name(known []string) string {
 	n := r.uvarint()
 	if n > uint64(len(r.b)) {
 		r.fail("string")
 		return ""
 	}
-	s := string(r.b[:n])
+	b := r.b[:n]
 	r.b = r.b[n:]
-	return s
+	for _, k := range known {
+		if k == string(b) {
+			return k
+		}
+	}
+	return string(b)
 }
 
 // count reads a length and rejects one that the remaining bytes cannot hold,

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/aetherai/aether/codec"
@@ -163,11 +164,15 @@ func New[S, In, Out any](spec Spec[S, In, Out]) Node {
 		n.spec.IDWindow = DefaultIDWindow
 	}
 	n.names = operators.Names(spec.Chain)
+	n.envelopes.New = func() any { return new(envelope) }
 	return n
 }
 
 type node[S, In, Out any] struct {
-	spec   Spec[S, In, Out]
+	// envelopes recycles decoded envelopes: their slices are the largest
+	// per-record allocation.
+	envelopes sync.Pool
+	spec      Spec[S, In, Out]
 	inputs map[string]*Input[In]
 	hashes map[string]uint32
 	names  []string
@@ -181,9 +186,11 @@ func (n *node[S, In, Out]) Handle(rec *Record, table []byte, obs Observer) Resul
 	if !ok {
 		return Result{Outcome: DeadLettered, Failure: &Failure{Stage: "decode", Err: fmt.Errorf("topic %q is not an input of this processor", rec.Topic)}}
 	}
-	var env envelope
+	envp := n.envelopes.Get().(*envelope)
+	defer n.envelopes.Put(envp)
+	env := envp
 	if n.Stateful() {
-		if err := decodeEnvelope(table, &env); err != nil {
+		if err := decodeEnvelope(table, env, n.names); err != nil {
 			// A corrupt table value is not the record's fault, but dropping
 			// the record would lose it: dead-letter it and leave the table
 			// alone, so an operator can inspect both.
@@ -237,8 +244,10 @@ func (n *node[S, In, Out]) Handle(rec *Record, table []byte, obs Observer) Resul
 		wm = at
 	}
 	env.wm = max(env.wm, wm.UnixMilli())
-	c := &opContext[S]{key: rec.Key, at: at, wm: wm, state: &state, obs: obs, env: &env, lookup: rec.Lookup,
+	c := &opContext[S]{key: rec.Key, at: at, wm: wm, state: &state, obs: obs, env: env, lookup: rec.Lookup,
 		src: operators.Source{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset}}
+	c.stack = c.frames[:0]
+	c.changes = c.changeBuf[:0]
 	res := Result{Outcome: Applied, EventTime: at}
 	err = guard(func() error {
 		return operators.Invoke(c, n.spec.Chain, v, func(o Out) error { return n.emit(rec.Key, o, &res) })
@@ -265,7 +274,7 @@ func (n *node[S, In, Out]) Fire(key string, table []byte, watermark time.Time, o
 	if !n.Stateful() {
 		return Result{Outcome: Replayed}
 	}
-	if err := decodeEnvelope(table, &env); err != nil {
+	if err := decodeEnvelope(table, &env, n.names); err != nil {
 		return Result{Outcome: DeadLettered, Failure: &Failure{Stage: "state", Err: err}}
 	}
 	due := env.due(watermark.UnixMilli())
@@ -284,6 +293,7 @@ func (n *node[S, In, Out]) Fire(key string, table []byte, watermark time.Time, o
 	for _, t := range due {
 		env.clearTimer(t.op)
 		c := &opContext[S]{key: key, at: time.UnixMilli(t.deadline).UTC(), wm: watermark, state: &state, obs: obs, env: &env}
+		c.stack = c.frames[:0]
 		err := guard(func() error {
 			_, err := operators.FireTimer(c, n.spec.Chain, t.op, func(o Out) error { return n.emit(key, o, &res) })
 			return err
@@ -399,7 +409,10 @@ type opContext[S any] struct {
 	lookup  func(table, key string) ([]byte, error)
 	current string
 	failed  string
-	changes []timerChange
+	stack     []frame
+	frames    [4]frame
+	changes   []timerChange
+	changeBuf [2]timerChange
 }
 
 func (c *opContext[S]) Key() string              { return c.key }
@@ -423,18 +436,28 @@ func (c *opContext[S]) Lookup(table, key string) ([]byte, error) {
 	return c.lookup(table, key)
 }
 
-func (c *opContext[S]) Enter(name string) func(error) {
-	prev := c.current
+type frame struct {
+	name  string
+	start time.Time
+}
+
+func (c *opContext[S]) Enter(name string) {
+	c.stack = append(c.stack, frame{name, time.Now()})
 	c.current = name
-	start := time.Now()
-	return func(err error) {
-		if err != nil && c.failed == "" {
-			c.failed = name
-		}
-		if c.obs != nil {
-			c.obs.Operator(name, time.Since(start), err)
-		}
-		c.current = prev
+}
+
+func (c *opContext[S]) Leave(err error) {
+	f := c.stack[len(c.stack)-1]
+	c.stack = c.stack[:len(c.stack)-1]
+	if err != nil && c.failed == "" {
+		c.failed = f.name
+	}
+	if c.obs != nil {
+		c.obs.Operator(f.name, time.Since(f.start), err)
+	}
+	c.current = ""
+	if len(c.stack) > 0 {
+		c.current = c.stack[len(c.stack)-1].name
 	}
 }
 

@@ -148,9 +148,9 @@ func FuzzEnvelope(f *testing.F) {
 	f.Add(e.appendTo(nil))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var e envelope
-		if decodeEnvelope(b, &e) == nil {
+		if decodeEnvelope(b, &e, nil) == nil {
 			var again envelope
-			require.NoError(t, decodeEnvelope(e.appendTo(nil), &again))
+			require.NoError(t, decodeEnvelope(e.appendTo(nil), &again, nil))
 		}
 	})
 }

@@ -156,6 +156,7 @@ type ctx[S any] struct {
 	h       timerStore
 	src     operators.Source
 	current string
+	stack   []string
 	changes []timerChange
 }
 
@@ -171,10 +172,14 @@ func (c *ctx[S]) ClearTimer() { c.changes = append(c.changes, timerChange{op: c.
 func (c *ctx[S]) Lookup(table, key string) ([]byte, error) {
 	return nil, fmt.Errorf("optest: no table %q to look up", table)
 }
-func (c *ctx[S]) Enter(name string) func(error) {
-	prev := c.current
+func (c *ctx[S]) Enter(name string) {
+	c.stack = append(c.stack, c.current)
 	c.current = name
-	return func(error) { c.current = prev }
+}
+
+func (c *ctx[S]) Leave(error) {
+	c.current = c.stack[len(c.stack)-1]
+	c.stack = c.stack[:len(c.stack)-1]
 }
 
 func (c *ctx[S]) commitTimers() {
