@@ -223,7 +223,6 @@ func (r *reader) uint32() uint32 {
 	return v
 }
 
-
 func (r *reader) name(known []string) string {
 	n := r.uvarint()
 	if n > uint64(len(r.b)) {

@@ -173,9 +173,9 @@ type node[S, In, Out any] struct {
 	// per-record allocation.
 	envelopes sync.Pool
 	spec      Spec[S, In, Out]
-	inputs map[string]*Input[In]
-	hashes map[string]uint32
-	names  []string
+	inputs    map[string]*Input[In]
+	hashes    map[string]uint32
+	names     []string
 }
 
 func (n *node[S, In, Out]) Stateful() bool      { return n.spec.Table != nil }
@@ -400,15 +400,15 @@ type timerChange struct {
 
 // opContext implements operators.Context for one record or timer.
 type opContext[S any] struct {
-	key     string
-	at, wm  time.Time
-	state   *S
-	src     operators.Source
-	obs     Observer
-	env     *envelope
-	lookup  func(table, key string) ([]byte, error)
-	current string
-	failed  string
+	key       string
+	at, wm    time.Time
+	state     *S
+	src       operators.Source
+	obs       Observer
+	env       *envelope
+	lookup    func(table, key string) ([]byte, error)
+	current   string
+	failed    string
 	stack     []frame
 	frames    [4]frame
 	changes   []timerChange
