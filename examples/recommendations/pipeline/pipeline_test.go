@@ -16,6 +16,7 @@ import (
 
 	"github.com/aetherai/aether/broker"
 	"github.com/aetherai/aether/clickstream"
+	"github.com/aetherai/aether/event"
 	"github.com/aetherai/aether/examples/recommendations/pipeline"
 	"github.com/aetherai/aether/operators/features"
 	"github.com/aetherai/aether/processors"
@@ -255,4 +256,56 @@ func TestTwoInstancesInOneGroupSplitPartitions(t *testing.T) {
 	for _, d := range dones {
 		require.NoError(t, <-d)
 	}
+}
+
+// TestSessionClosesByTimerWithoutANextEvent runs the sessionizer with a
+// 2-second gap: a user sends three events and stops; with nothing else on
+// the stream, the partition's clock moves on with the wall clock and the
+// session's timer closes it, emitting the final record.
+func TestSessionClosesByTimerWithoutANextEvent(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	b, err := broker.Start(broker.Partitions(2))
+	require.NoError(t, err)
+	defer b.Close()
+	p := pipeline.New(pipeline.Config{Gap: 2 * time.Second, Grace: time.Second, Emit: features.EmitOnSessionChange()})
+	rt, err := processors.New(ctx, p.Topology, processors.Brokers(b.Addrs()...), processors.TimerInterval(100*time.Millisecond))
+	require.NoError(t, err)
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- rt.Run(rctx) }()
+	require.NoError(t, rt.WaitReady(ctx))
+
+	em, err := processors.NewEmitter(b.Addrs(), p.Raw)
+	require.NoError(t, err)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	for i, typ := range []event.Type{event.View, event.Click, event.AddToCart} {
+		require.NoError(t, em.EmitSync("user_1", event.Event{UserID: "user_1", ProductID: fmt.Sprintf("prod_%d", i), EventType: typ,
+			Timestamp: now.Add(time.Duration(i) * 500 * time.Millisecond), EventID: fmt.Sprintf("e%d", i)}))
+	}
+	require.NoError(t, em.Finish())
+
+	var recs []features.Record
+	require.Eventually(t, func() bool {
+		msgs, err := broker.Consume(ctx, b.Addrs(), broker.SaramaConfig("test"), pipeline.Features)
+		require.NoError(t, err)
+		recs = recs[:0]
+		for _, m := range msgs {
+			r, err := p.Features.Codec().Decode(m.Value)
+			require.NoError(t, err)
+			recs = append(recs, r)
+		}
+		return len(recs) == 2
+	}, 30*time.Second, 100*time.Millisecond, "a start and a close record")
+	require.Equal(t, features.ReasonSessionStarted, recs[0].Reason)
+	closed := recs[1]
+	require.Equal(t, features.ReasonSessionClosed, closed.Reason)
+	require.False(t, closed.Session.Open)
+	require.Equal(t, uint64(3), closed.EventsTotal)
+	require.Equal(t, uint32(3), closed.Session.Events)
+	require.Equal(t, features.Counts{View: 1, Click: 1, AddToCart: 1}, closed.Session.Counts)
+	require.Equal(t, 1.0, closed.LastSessionSeconds)
+	require.Len(t, closed.RecentItems, 3)
+	stop()
+	require.NoError(t, <-done)
 }
