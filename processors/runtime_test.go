@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -193,4 +194,116 @@ func dlqValue(msgs []*sarama.ConsumerMessage, key string) []byte {
 		}
 	}
 	return nil
+}
+
+// enriched is what the lookup processor emits: an amount with the running
+// total of its key, read from the summer's table.
+type enriched struct {
+	N     int `json:"n"`
+	Total int `json:"total"`
+}
+
+func TestTopicsAndLookups(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	b, err := broker.Start(broker.Partitions(4))
+	require.NoError(t, err)
+	defer b.Close()
+	top, in, p := sumTopology()
+	table := p.Table()
+	requests := topology.NewStream("requests", codec.JSON[ev](), topology.Retention(time.Hour))
+	answers := topology.NewStream("answers", codec.JSON[enriched]())
+	top.Source(requests)
+	topology.AddProcessor(top, "enricher", requests, nil, operators.Func("enrich",
+		func(ctx operators.Context[struct{}], e ev, emit func(enriched) error) error {
+			tot, _, err := table.Get(ctx, ctx.Key())
+			if err != nil {
+				return err
+			}
+			return emit(enriched{N: e.N, Total: tot.Sum})
+		})).Lookup(table).Emit(answers)
+
+	_, stop := startRuntime(t, ctx, b, top)
+	defer stop()
+	cfg := broker.SaramaConfig("test")
+	raw, err := broker.DescribeTopic(ctx, b.Addrs(), cfg, "amounts")
+	require.NoError(t, err)
+	require.Equal(t, broker.TopicSpec{Name: "amounts", Partitions: 8, Retention: 24 * time.Hour}, raw)
+	dlq, err := broker.DescribeTopic(ctx, b.Addrs(), cfg, "amounts.dlq")
+	require.NoError(t, err)
+	require.Equal(t, 24*time.Hour, dlq.Retention, "a dead-letter topic keeps its input's retention")
+	tbl, err := broker.DescribeTopic(ctx, b.Addrs(), cfg, "summer-table")
+	require.NoError(t, err)
+	require.True(t, tbl.Compacted, "the group table is compacted")
+
+	em, err := processors.NewEmitter(b.Addrs(), in)
+	require.NoError(t, err)
+	for i := 1; i <= 4; i++ {
+		require.NoError(t, em.Emit("k", ev{ID: strconv.Itoa(i), N: i, Time: time.Unix(int64(i), 0)}))
+	}
+	require.NoError(t, em.Finish())
+	consume(t, b, "totals", 4)
+	rq, err := processors.NewEmitter(b.Addrs(), requests)
+	require.NoError(t, err)
+	require.NoError(t, rq.EmitSync("k", ev{N: 7}))
+	require.NoError(t, rq.Finish())
+	msgs := consume(t, b, "answers", 1)
+	got, err := answers.Codec().Decode(msgs[0].Value)
+	require.NoError(t, err)
+	require.Equal(t, enriched{N: 7, Total: 10}, got)
+}
+
+// memorySink records writes and fails for keys it is told to.
+type memorySink struct {
+	mu     sync.Mutex
+	writes map[string][]total
+	fail   string
+}
+
+func (m *memorySink) Name() string { return "memory" }
+func (m *memorySink) Write(_ context.Context, key string, v total) error {
+	if key == m.fail {
+		return errors.New("store unavailable")
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.writes[key] = append(m.writes[key], v)
+	return nil
+}
+
+func (m *memorySink) count(key string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.writes[key])
+}
+
+func TestSinkWritesAndDeadLettersFailures(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	b, err := broker.Start(broker.Partitions(4))
+	require.NoError(t, err)
+	defer b.Close()
+	top, in, p := sumTopology()
+	sink := &memorySink{writes: map[string][]total{}, fail: "broken"}
+	p.Sink(sink)
+	_, stop := startRuntime(t, ctx, b, top)
+	defer stop()
+
+	em, err := processors.NewEmitter(b.Addrs(), in)
+	require.NoError(t, err)
+	for i := 1; i <= 5; i++ {
+		require.NoError(t, em.Emit("ok", ev{ID: strconv.Itoa(i), N: i, Time: time.Unix(int64(i), 0)}))
+	}
+	require.NoError(t, em.Emit("broken", ev{ID: "b", N: 1, Time: time.Unix(1, 0)}))
+	require.NoError(t, em.Finish())
+
+	dlq := consume(t, b, "amounts.dlq", 1)
+	h := map[string]string{}
+	for _, rh := range dlq[0].Headers {
+		h[string(rh.Key)] = string(rh.Value)
+	}
+	require.Equal(t, "sink", h[processors.HeaderStage])
+	require.Equal(t, "sink memory: store unavailable", h[processors.HeaderReason])
+	require.Eventually(t, func() bool { return sink.count("ok") == 5 }, 10*time.Second, 20*time.Millisecond)
+	require.Equal(t, 15, sink.writes["ok"][4].Sum)
 }

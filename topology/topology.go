@@ -176,8 +176,14 @@ func (p *Processor[S, In, Out]) Emit(out *Stream[Out]) *Processor[S, In, Out] {
 	return p
 }
 
+// Sink receives a processor's output values outside Kafka (a cache, a
+// search index). Write is called on the partition's goroutine after the
+// record's table write and emits, with retries; a write that still fails
+// dead-letters the input record with stage "sink".
+type Sink[T any] = engine.Sink[T]
+
 // Sink sends every value the chain passes on to an external store.
-func (p *Processor[S, In, Out]) Sink(s engine.Sink[Out]) *Processor[S, In, Out] {
+func (p *Processor[S, In, Out]) Sink(s Sink[Out]) *Processor[S, In, Out] {
 	p.sinks = append(p.sinks, s)
 	p.spec.Sinks = append(p.spec.Sinks, s.Name())
 	return p
