@@ -496,3 +496,21 @@ func (r *Runtime) Assigned(processor string) []int32 {
 	}
 	return nil
 }
+
+// Start runs the processors in the background and returns once every one
+// has recovered its table (or ctx ends). stop cancels them and returns
+// Run's error; call it exactly once.
+func (r *Runtime) Start(ctx context.Context) (stop func() error, err error) {
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(rctx) }()
+	stop = func() error {
+		cancel()
+		return <-done
+	}
+	if err := r.WaitReady(ctx); err != nil {
+		_ = stop()
+		return nil, err
+	}
+	return stop, nil
+}

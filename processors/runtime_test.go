@@ -66,14 +66,9 @@ func startRuntime(t *testing.T, ctx context.Context, b *broker.Broker, top *topo
 	t.Helper()
 	rt, err := processors.New(ctx, top, append([]processors.Option{processors.Brokers(b.Addrs()...), processors.TimerInterval(100 * time.Millisecond)}, opts...)...)
 	require.NoError(t, err)
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- rt.Run(rctx) }()
-	require.NoError(t, rt.WaitReady(ctx))
-	return rt, func() {
-		cancel()
-		require.NoError(t, <-done)
-	}
+	stop, err := rt.Start(ctx)
+	require.NoError(t, err)
+	return rt, func() { require.NoError(t, stop()) }
 }
 
 func consume(t *testing.T, b *broker.Broker, topic string, want int) []*sarama.ConsumerMessage {

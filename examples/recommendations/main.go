@@ -61,18 +61,22 @@ func run(ctx context.Context, n, users int, seed uint64, check bool) error {
 	if err != nil {
 		return err
 	}
-	rctx, stop := context.WithCancel(ctx)
-	defer stop()
-	done := make(chan error, 1)
-	go func() { done <- rt.Run(rctx) }()
-	if err := rt.WaitReady(ctx); err != nil {
+	stop, err := rt.Start(ctx)
+	if err != nil {
 		return err
 	}
+	defer func() {
+		if stop != nil {
+			_ = stop()
+		}
+	}()
 	view, err := processors.NewView(b.Addrs(), p.Sessionizer.Table())
 	if err != nil {
 		return err
 	}
-	go func() { _ = view.Run(rctx) }()
+	vctx, stopView := context.WithCancel(ctx)
+	defer stopView()
+	go func() { _ = view.Run(vctx) }()
 
 	gen, err := clickstream.New(clickstream.Config{Users: users, Seed: seed, OutOfOrder: 0.02, Duplicate: 0.02, Malformed: 0.005})
 	if err != nil {
@@ -133,8 +137,8 @@ func run(ctx context.Context, n, users int, seed uint64, check bool) error {
 		js, _ := json.MarshalIndent(rec, "", "  ")
 		fmt.Printf("feature record of %s:\n%s\n", rec.UserID, js)
 	}
-	stop()
-	if err := <-done; err != nil {
+	err, stop = stop(), nil
+	if err != nil {
 		return err
 	}
 	if check {

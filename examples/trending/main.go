@@ -198,13 +198,15 @@ func run(n int, check bool) error {
 	if err != nil {
 		return err
 	}
-	rctx, stop := context.WithCancel(ctx)
-	defer stop()
-	done := make(chan error, 1)
-	go func() { done <- rt.Run(rctx) }()
-	if err := rt.WaitReady(ctx); err != nil {
+	stop, err := rt.Start(ctx)
+	if err != nil {
 		return err
 	}
+	defer func() {
+		if stop != nil {
+			_ = stop()
+		}
+	}()
 
 	gen, err := clickstream.New(clickstream.Config{Users: 500, Products: 300, Seed: 7})
 	if err != nil {
@@ -252,8 +254,8 @@ func run(n int, check bool) error {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	stop()
-	if err := <-done; err != nil {
+	err, stop = stop(), nil
+	if err != nil {
 		return err
 	}
 	printTop(got)

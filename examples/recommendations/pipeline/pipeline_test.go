@@ -271,10 +271,8 @@ func TestSessionClosesByTimerWithoutANextEvent(t *testing.T) {
 	p := pipeline.New(pipeline.Config{Gap: 2 * time.Second, Grace: time.Second, Emit: features.EmitOnSessionChange()})
 	rt, err := processors.New(ctx, p.Topology, processors.Brokers(b.Addrs()...), processors.TimerInterval(100*time.Millisecond))
 	require.NoError(t, err)
-	rctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- rt.Run(rctx) }()
-	require.NoError(t, rt.WaitReady(ctx))
+	stop, err := rt.Start(ctx)
+	require.NoError(t, err)
 
 	em, err := processors.NewEmitter(b.Addrs(), p.Raw)
 	require.NoError(t, err)
@@ -306,6 +304,5 @@ func TestSessionClosesByTimerWithoutANextEvent(t *testing.T) {
 	require.Equal(t, features.Counts{View: 1, Click: 1, AddToCart: 1}, closed.Session.Counts)
 	require.Equal(t, 1.0, closed.LastSessionSeconds)
 	require.Len(t, closed.RecentItems, 3)
-	stop()
-	require.NoError(t, <-done)
+	require.NoError(t, stop())
 }
