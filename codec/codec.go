@@ -22,6 +22,13 @@ type Codec[T any] interface {
 	Format() string
 }
 
+// Appender is implemented by codecs that can encode into a caller's
+// buffer; the runtime uses it to write a table value without a copy.
+type Appender[T any] interface {
+	// Append appends the encoding of v to dst and returns the result.
+	Append(dst []byte, v T) ([]byte, error)
+}
+
 // ID identifies a codec by its format and value type, for mismatch checks
 // and descriptions, e.g. "json<event.Event>".
 func ID[T any](c Codec[T]) string {

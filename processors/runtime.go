@@ -26,7 +26,6 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -196,14 +195,12 @@ type proc struct {
 	loop     *goka.Emitter
 	pm       *procMetrics
 	log      *slog.Logger
-	timers   *timerIndex
-	clocksM  sync.Mutex
-	clocks   map[int32]*clock
+	parts    partitions
 	assigned atomic.Pointer[[]int32]
 }
 
 func (r *Runtime) newProc(spec *topology.ProcessorSpec) (*proc, error) {
-	p := &proc{r: r, spec: spec, node: spec.NewNode(), timers: newTimerIndex(), clocks: map[int32]*clock{},
+	p := &proc{r: r, spec: spec, node: spec.NewNode(),
 		log: r.cfg.logger.With("processor", spec.Name)}
 	var topics []string
 	var edges []goka.Edge
@@ -272,7 +269,7 @@ func (p *proc) storageBuilder() storage.Builder {
 			return st, err
 		}
 		return &recoveringStorage{Storage: st, onRecovered: func(s storage.Storage) {
-			if err := loadTimers(s, part, p.timers, p.clock(part)); err != nil {
+			if err := loadTimers(s, p.parts.get(part)); err != nil {
 				p.log.Error("loading timers after recovery", "partition", part, "err", err)
 			}
 		}}, nil
@@ -284,7 +281,7 @@ func (p *proc) rebalanced(a goka.Assignment) {
 	for part := range a {
 		keep[part] = true
 	}
-	p.timers.drop(keep)
+	p.parts.keep(keep)
 	parts := make([]int32, 0, len(a))
 	for part := range a {
 		parts = append(parts, part)
@@ -294,22 +291,11 @@ func (p *proc) rebalanced(a goka.Assignment) {
 	p.log.Info("partitions assigned", "partitions", parts)
 }
 
-func (p *proc) clock(part int32) *clock {
-	p.clocksM.Lock()
-	defer p.clocksM.Unlock()
-	c, ok := p.clocks[part]
-	if !ok {
-		c = &clock{}
-		p.clocks[part] = c
-	}
-	return c
-}
-
 // handle is the Goka callback of every input edge.
 func (p *proc) handle(ctx goka.Context, msg any) {
 	value, _ := msg.([]byte)
 	part := ctx.Partition()
-	clk := p.clock(part)
+	pt := p.parts.get(part)
 	now := time.Now()
 	rec := engine.Record{
 		Topic:     string(ctx.Topic()),
@@ -318,7 +304,7 @@ func (p *proc) handle(ctx goka.Context, msg any) {
 		Key:       ctx.Key(),
 		Value:     value,
 		Timestamp: ctx.Timestamp(),
-		Watermark: clk.at(now, false),
+		Watermark: pt.watermark(now, false),
 	}
 	if len(p.spec.Lookups) > 0 {
 		rec.Lookup = func(table, key string) ([]byte, error) {
@@ -334,25 +320,26 @@ func (p *proc) handle(ctx goka.Context, msg any) {
 	res := p.node.Handle(&rec, table, p.pm)
 	p.pm.record(rec.Topic, res.Outcome)
 	if !res.EventTime.IsZero() {
-		clk.observe(res.EventTime, now)
+		pt.observe(res.EventTime, now)
 	}
 	if res.Failure != nil {
 		p.deadLetter(ctx, &rec, res.Failure)
 	}
-	p.apply(ctx, part, res, &rec)
+	p.apply(ctx, pt, res, &rec)
 }
 
 // fire is the loopback callback: a tick for a key with a due timer.
 func (p *proc) fire(ctx goka.Context, _ any) {
 	part := ctx.Partition()
-	wm := p.clock(part).at(time.Now(), p.r.cfg.idleAdvance)
+	pt := p.parts.get(part)
+	wm := pt.watermark(time.Now(), p.r.cfg.idleAdvance)
 	table, _ := ctx.Value().([]byte)
 	res := p.node.Fire(ctx.Key(), table, wm, p.pm)
 	if res.Failure != nil {
 		p.r.metrics.timers.WithLabelValues(p.spec.Name, "failed").Inc()
 		p.log.Error("timer failed", "partition", part, "offset", ctx.Offset(), "err", res.Failure)
 		// Drop the failing timers so they do not fire forever.
-		p.timers.set(part, ctx.Key(), time.Time{})
+		pt.setTimer(ctx.Key(), time.Time{})
 		return
 	}
 	outcome := "fired"
@@ -360,15 +347,15 @@ func (p *proc) fire(ctx goka.Context, _ any) {
 		outcome = "not_due"
 	}
 	p.r.metrics.timers.WithLabelValues(p.spec.Name, outcome).Inc()
-	p.apply(ctx, part, res, nil)
+	p.apply(ctx, pt, res, nil)
 }
 
-func (p *proc) apply(ctx goka.Context, part int32, res engine.Result, rec *engine.Record) {
+func (p *proc) apply(ctx goka.Context, pt *partition, res engine.Result, rec *engine.Record) {
 	if res.Table != nil {
 		ctx.SetValue(res.Table)
 	}
 	if p.node.Stateful() && res.Outcome != engine.Replayed || res.Table != nil {
-		p.timers.set(part, ctx.Key(), res.NextTimer)
+		pt.setTimer(ctx.Key(), res.NextTimer)
 	}
 	for _, e := range res.Emits {
 		ctx.Emit(goka.Stream(e.Topic), e.Key, e.Value)
@@ -434,16 +421,16 @@ func (p *proc) sweep(ctx context.Context) error {
 		case <-t.C:
 		}
 		now := time.Now()
-		for _, part := range p.timers.partitions() {
-			wm := p.clock(part).at(now, p.r.cfg.idleAdvance)
+		p.parts.each(func(part int32, pt *partition) {
+			wm := pt.watermark(now, p.r.cfg.idleAdvance)
 			p.r.metrics.watermark.WithLabelValues(p.spec.Name, strconv.Itoa(int(part))).Set(float64(wm.UnixMilli()) / 1000)
-			for _, key := range p.timers.due(part, wm) {
+			for _, key := range pt.due(wm) {
 				if _, err := p.loop.Emit(key, []byte{}); err != nil {
 					p.log.Error("timer tick", "err", err)
-					p.timers.set(part, key, wm) // retry next sweep
+					pt.setTimer(key, wm) // retry next sweep
 				}
 			}
-		}
+		})
 	}
 }
 

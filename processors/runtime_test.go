@@ -104,7 +104,7 @@ func TestRuntimeDeadLettersRecoversAndFiresTimers(t *testing.T) {
 	}
 	// A retry of an event already sent, malformed bytes, and a record the
 	// operator rejects.
-	require.NoError(t, em.Emit("user0", ev{ID: "user0-3", N: 3, Time: t0}))
+	require.NoError(t, em.Emit("user0", ev{ID: "user0-18", N: 18, Time: t0}))
 	require.NoError(t, em.EmitRaw("user1", []byte(`{"n": "three"`)))
 	require.NoError(t, em.Emit("user2", ev{ID: "neg", N: -5, Time: t0}))
 	require.NoError(t, em.Finish())

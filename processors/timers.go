@@ -9,102 +9,96 @@ import (
 	"github.com/aetherai/aether/internal/engine"
 )
 
-// clock is a partition's event-time clock: the highest event time seen,
-// moved on by the wall clock while the partition is idle (if enabled).
-type clock struct {
+// partition is the runtime's per-partition state outside the table: the
+// event-time clock and the index of pending timers. Only the partition's
+// Goka goroutine and the sweeper touch it, so its mutex is rarely contended.
+type partition struct {
 	mu       sync.Mutex
-	wm       time.Time
+	wm       time.Time // highest event time seen
 	lastSeen time.Time // wall time the watermark last moved
+	// timers holds the earliest pending timer of every key that has one.
+	timers map[string]time.Time
 }
 
-func (c *clock) observe(at time.Time, now time.Time) {
-	c.mu.Lock()
-	if at.After(c.wm) {
-		c.wm = at
-		c.lastSeen = now
+func (p *partition) observe(at, now time.Time) {
+	p.mu.Lock()
+	if at.After(p.wm) {
+		p.wm = at
+		p.lastSeen = now
 	}
-	c.mu.Unlock()
+	p.mu.Unlock()
 }
 
-// at returns the watermark at wall time now.
-func (c *clock) at(now time.Time, idleAdvance bool) time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.wm.IsZero() || !idleAdvance {
-		return c.wm
+// watermark returns the partition's event-time clock at wall time now:
+// with idleAdvance, time passed since the watermark last moved is added.
+func (p *partition) watermark(now time.Time, idleAdvance bool) time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.wm.IsZero() || !idleAdvance {
+		return p.wm
 	}
-	return c.wm.Add(now.Sub(c.lastSeen))
+	return p.wm.Add(now.Sub(p.lastSeen))
 }
 
-// timerIndex holds, per partition, the earliest pending timer of every key
-// that has one. It is rebuilt from the table after a restart and kept in
-// step by every table write.
-type timerIndex struct {
-	mu    sync.Mutex
-	parts map[int32]map[string]time.Time
-}
-
-func newTimerIndex() *timerIndex { return &timerIndex{parts: map[int32]map[string]time.Time{}} }
-
-func (x *timerIndex) set(part int32, key string, at time.Time) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	m := x.parts[part]
+// setTimer records key's earliest timer; zero removes it.
+func (p *partition) setTimer(key string, at time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if at.IsZero() {
-		if m != nil {
-			delete(m, key)
-		}
+		delete(p.timers, key)
 		return
 	}
-	if m == nil {
-		m = map[string]time.Time{}
-		x.parts[part] = m
+	if p.timers == nil {
+		p.timers = map[string]time.Time{}
 	}
-	m[key] = at
+	p.timers[key] = at
 }
 
-// due removes and returns the keys of part whose timer is due at wm.
-func (x *timerIndex) due(part int32, wm time.Time) []string {
-	x.mu.Lock()
-	defer x.mu.Unlock()
+// due removes and returns the keys whose timer is due at wm.
+func (p *partition) due(wm time.Time) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	var keys []string
-	for k, at := range x.parts[part] {
+	for k, at := range p.timers {
 		if !at.After(wm) {
 			keys = append(keys, k)
-			delete(x.parts[part], k)
+			delete(p.timers, k)
 		}
 	}
 	return keys
 }
 
-func (x *timerIndex) partitions() []int32 {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	ps := make([]int32, 0, len(x.parts))
-	for p := range x.parts {
-		ps = append(ps, p)
+// partitions holds the partition states of one processor.
+type partitions struct{ m sync.Map } // int32 -> *partition
+
+func (ps *partitions) get(part int32) *partition {
+	if p, ok := ps.m.Load(part); ok {
+		return p.(*partition)
 	}
-	return ps
+	p, _ := ps.m.LoadOrStore(part, &partition{})
+	return p.(*partition)
 }
 
-func (x *timerIndex) drop(keep map[int32]bool) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	for p := range x.parts {
-		if !keep[p] {
-			delete(x.parts, p)
+// keep forgets the timers of partitions not in keep (revoked in a
+// rebalance): their new owner loads them from its table. Clocks stay, as
+// they only ever move forward.
+func (ps *partitions) keep(keep map[int32]bool) {
+	ps.m.Range(func(k, v any) bool {
+		if !keep[k.(int32)] {
+			p := v.(*partition)
+			p.mu.Lock()
+			p.timers = nil
+			p.mu.Unlock()
 		}
-	}
+		return true
+	})
 }
 
-func (x *timerIndex) len() int {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	n := 0
-	for _, m := range x.parts {
-		n += len(m)
-	}
-	return n
+func (ps *partitions) each(fn func(int32, *partition)) {
+	ps.m.Range(func(k, v any) bool {
+		fn(k.(int32), v.(*partition))
+		return true
+	})
 }
 
 // recoveringStorage wraps a table partition's storage so that, once Goka
@@ -124,7 +118,7 @@ func (s *recoveringStorage) MarkRecovered() error {
 }
 
 // loadTimers scans a recovered partition's values.
-func loadTimers(st storage.Storage, part int32, idx *timerIndex, clk *clock) error {
+func loadTimers(st storage.Storage, p *partition) error {
 	it, err := st.Iterator()
 	if err != nil {
 		return err
@@ -140,9 +134,9 @@ func loadTimers(st storage.Storage, part int32, idx *timerIndex, clk *clock) err
 		if err != nil {
 			continue // reported when the key is next processed
 		}
-		clk.observe(wm, now)
+		p.observe(wm, now)
 		if !next.IsZero() {
-			idx.set(part, string(it.Key()), next)
+			p.setTimer(string(it.Key()), next)
 		}
 	}
 	return it.Err()

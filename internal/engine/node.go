@@ -150,7 +150,7 @@ type Spec[S, In, Out any] struct {
 }
 
 // DefaultIDWindow is the number of recent event IDs remembered per key.
-const DefaultIDWindow = 32
+const DefaultIDWindow = 16
 
 // New returns the node for spec.
 func New[S, In, Out any](spec Spec[S, In, Out]) Node {
@@ -164,31 +164,48 @@ func New[S, In, Out any](spec Spec[S, In, Out]) Node {
 		n.spec.IDWindow = DefaultIDWindow
 	}
 	n.names = operators.Names(spec.Chain)
-	n.envelopes.New = func() any { return new(envelope) }
+	n.scratch.New = func() any {
+		sc := &scratch[S, In, Out]{n: n}
+		sc.emitFn = sc.emit
+		return sc
+	}
 	return n
 }
 
 type node[S, In, Out any] struct {
-	// envelopes recycles decoded envelopes: their slices are the largest
-	// per-record allocation.
-	envelopes sync.Pool
-	spec      Spec[S, In, Out]
-	inputs    map[string]*Input[In]
-	hashes    map[string]uint32
-	names     []string
+	scratch sync.Pool // of *scratch[S, In, Out]
+	spec    Spec[S, In, Out]
+	inputs  map[string]*Input[In]
+	hashes  map[string]uint32
+	names   []string
 }
 
 func (n *node[S, In, Out]) Stateful() bool      { return n.spec.Table != nil }
 func (n *node[S, In, Out]) Operators() []string { return n.names }
+
+// scratch is the per-record working memory of Handle, recycled through a
+// pool so that the steady state allocates only what leaves the call (the
+// table value, emitted bytes) and what codecs and operators allocate.
+type scratch[S, In, Out any] struct {
+	n      *node[S, In, Out]
+	env    envelope
+	ctx    opContext[S]
+	res    *Result
+	result Result
+	key    string
+	emitFn func(Out) error // s.emit, bound once
+}
+
+func (s *scratch[S, In, Out]) emit(o Out) error { return s.n.emit(s.key, o, s.res) }
 
 func (n *node[S, In, Out]) Handle(rec *Record, table []byte, obs Observer) Result {
 	in, ok := n.inputs[rec.Topic]
 	if !ok {
 		return Result{Outcome: DeadLettered, Failure: &Failure{Stage: "decode", Err: fmt.Errorf("topic %q is not an input of this processor", rec.Topic)}}
 	}
-	envp := n.envelopes.Get().(*envelope)
-	defer n.envelopes.Put(envp)
-	env := envp
+	sc := n.scratch.Get().(*scratch[S, In, Out])
+	defer n.scratch.Put(sc)
+	env := &sc.env
 	if n.Stateful() {
 		if err := decodeEnvelope(table, env, n.names); err != nil {
 			// A corrupt table value is not the record's fault, but dropping
@@ -202,21 +219,14 @@ func (n *node[S, In, Out]) Handle(rec *Record, table []byte, obs Observer) Resul
 		}
 		env.setFence(th, rec.Offset)
 	}
-	fenced := func(res Result) Result {
-		if n.Stateful() {
-			res.Table = env.appendTo(make([]byte, 0, len(table)+8))
-			res.NextTimer = env.nextTimer()
-		}
-		return res
-	}
 
 	v, err := in.Codec.Decode(rec.Value)
 	if err != nil {
-		return fenced(Result{Outcome: DeadLettered, Failure: &Failure{Stage: "decode", Err: err}})
+		return n.fenced(env, Result{Outcome: DeadLettered, Failure: &Failure{Stage: "decode", Err: err}})
 	}
 	if in.Validate != nil {
 		if err := in.Validate(v); err != nil {
-			return fenced(Result{Outcome: DeadLettered, Failure: &Failure{Stage: "validate", Err: err}})
+			return n.fenced(env, Result{Outcome: DeadLettered, Failure: &Failure{Stage: "validate", Err: err}})
 		}
 	}
 	at := rec.Timestamp
@@ -228,7 +238,7 @@ func (n *node[S, In, Out]) Handle(rec *Record, table []byte, obs Observer) Resul
 		if id := in.EventID(v); id != "" {
 			idh = idHash(id)
 			if env.seen(idh) {
-				return fenced(Result{Outcome: Duplicate, EventTime: at})
+				return n.fenced(env, Result{Outcome: Duplicate, EventTime: at})
 			}
 		}
 	}
@@ -244,26 +254,62 @@ func (n *node[S, In, Out]) Handle(rec *Record, table []byte, obs Observer) Resul
 		wm = at
 	}
 	env.wm = max(env.wm, wm.UnixMilli())
-	c := &opContext[S]{key: rec.Key, at: at, wm: wm, state: &state, obs: obs, env: env, lookup: rec.Lookup,
+	c := &sc.ctx
+	*c = opContext[S]{key: rec.Key, at: at, wm: wm, state: &state, obs: obs, env: env, lookup: rec.Lookup,
 		src: operators.Source{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset}}
 	c.stack = c.frames[:0]
 	c.changes = c.changeBuf[:0]
-	res := Result{Outcome: Applied, EventTime: at}
-	err = guard(func() error {
-		return operators.Invoke(c, n.spec.Chain, v, func(o Out) error { return n.emit(rec.Key, o, &res) })
-	})
+	sc.result = Result{Outcome: Applied, EventTime: at}
+	res := &sc.result
+	sc.res, sc.key = res, rec.Key
+	err = n.run(c, v, sc.emitFn)
 	if err != nil {
-		return fenced(Result{Outcome: DeadLettered, EventTime: at, Failure: c.failure(err)})
+		return n.fenced(env, Result{Outcome: DeadLettered, EventTime: at, Failure: c.failure(err)})
 	}
 	if idh != 0 {
 		env.remember(idh, n.spec.IDWindow)
 	}
 	if n.Stateful() {
 		c.applyTimers()
-		if env.state, err = n.spec.Table.Encode(state); err != nil {
-			return fenced(Result{Outcome: DeadLettered, EventTime: at, Failure: &Failure{Stage: "state", Err: err}})
+		if res.Table, err = n.encode(env, state, len(table)); err != nil {
+			return n.fenced(env, Result{Outcome: DeadLettered, EventTime: at, Failure: &Failure{Stage: "state", Err: err}})
 		}
-		res.Table = env.appendTo(make([]byte, 0, len(table)+32))
+		res.NextTimer = env.nextTimer()
+	}
+	return *res
+}
+
+// run runs the chain on one input, turning a panic into an error.
+func (n *node[S, In, Out]) run(c *opContext[S], v In, emit func(Out) error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", ErrPanic, r)
+		}
+	}()
+	return operators.Invoke(c, n.spec.Chain, v, emit)
+}
+
+// encode writes the envelope with state as its tail, appending the state
+// in place when the codec can.
+func (n *node[S, In, Out]) encode(env *envelope, state S, hint int) ([]byte, error) {
+	if a, ok := n.spec.Table.(codec.Appender[S]); ok {
+		env.state = nil
+		buf := env.appendTo(make([]byte, 0, hint+64))
+		return a.Append(buf, state)
+	}
+	b, err := n.spec.Table.Encode(state)
+	if err != nil {
+		return nil, err
+	}
+	env.state = b
+	return env.appendTo(make([]byte, 0, len(b)+64)), nil
+}
+
+// fenced completes a result that changes no state: only the envelope (the
+// fence, and nothing else) is written.
+func (n *node[S, In, Out]) fenced(env *envelope, res Result) Result {
+	if n.Stateful() {
+		res.Table = env.appendTo(make([]byte, 0, len(env.state)+64))
 		res.NextTimer = env.nextTimer()
 	}
 	return res

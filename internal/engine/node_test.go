@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -169,4 +170,18 @@ func TestPanickingOperatorIsDeadLettered(t *testing.T) {
 	require.Equal(t, DeadLettered, res.Outcome)
 	require.ErrorIs(t, res.Failure, ErrPanic)
 	require.Equal(t, "operator boom: operator panicked: assignment to entry in nil map", res.Failure.Error())
+}
+
+func TestIDWindowBoundary(t *testing.T) {
+	n := newNode()
+	var table []byte
+	for i := range DefaultIDWindow + 1 {
+		res := n.Handle(rec(int64(i), fmt.Sprintf("id%d", i), 1, t0), table, nil)
+		require.Equal(t, Applied, res.Outcome)
+		table = res.Table
+	}
+	off := int64(DefaultIDWindow + 1)
+	// id1 is the 16th most recent ID: still recognised. id0 fell out.
+	require.Equal(t, Duplicate, n.Handle(rec(off, "id1", 1, t0), table, nil).Outcome)
+	require.Equal(t, Applied, n.Handle(rec(off, "id0", 1, t0), table, nil).Outcome)
 }

@@ -51,6 +51,10 @@ func (stateCodec) Encode(s State) ([]byte, error) {
 	return s.appendBinary(make([]byte, 0, size)), nil
 }
 
+// Append implements codec.Appender: the runtime writes the state straight
+// after the table envelope.
+func (stateCodec) Append(dst []byte, s State) ([]byte, error) { return s.appendBinary(dst), nil }
+
 func (s *State) appendBinary(b []byte) []byte {
 	var flags byte
 	if s.Emitted {

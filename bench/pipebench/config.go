@@ -1,0 +1,127 @@
+// Package pipebench measures what the Aether runtime costs on the reference
+// sessionizer pipeline. In one run, on one embedded broker, it pushes the
+// same events through three Goka processors, one after the other:
+//
+//   - aether: the sessionizer topology of examples/recommendations/pipeline
+//     (sessionize -> features, binary feature state, JSON feature records),
+//     run by processors.New + Run;
+//   - handwritten: the same operators called directly from a hand-written
+//     Goka callback, with the same codecs, outputs and event-time timers,
+//     but none of the runtime's envelope, fencing, de-duplication, dead
+//     letters or metrics;
+//   - bare: a Goka processor that only decodes each event and counts per
+//     key in its table, the ceiling for any processor on this setup.
+//
+// A variant's rate is N divided by the time from the first record its
+// callback sees to the moment all N records were handled, so group join and
+// startup are excluded. Rates are compared as same-run medians (see FACTS:
+// absolute rates drift by a third between runs).
+package pipebench
+
+import (
+	"fmt"
+	"time"
+)
+
+// Storage kinds for Config.Storage.
+const (
+	StorageMemory  = "memory"
+	StorageLevelDB = "leveldb"
+)
+
+// Variant names, in the order they run within a round.
+const (
+	Aether      = "aether"
+	Handwritten = "handwritten"
+	Bare        = "bare"
+)
+
+// Variants lists the variants in run order.
+var Variants = []string{Aether, Handwritten, Bare}
+
+// Config describes a benchmark run. The zero value of a field selects its
+// default (see Defaults).
+type Config struct {
+	// Events is the number of events pushed through each processor.
+	Events int
+	// Users is the number of distinct users (keys) of the clickstream.
+	Users int
+	// Partitions of the input, output and table topics.
+	Partitions int
+	// Rounds: each round runs every variant once.
+	Rounds int
+	// Storage is StorageMemory or StorageLevelDB (under a temporary
+	// directory, removed at the end).
+	Storage string
+	// Seed of the clickstream generator.
+	Seed uint64
+	// Timeout bounds the processing of one variant in one round (after it
+	// started); 0 = a generous default derived from Events.
+	Timeout time.Duration
+	// CPUProfile, when set, is the file the CPU profile of ProfileVariant
+	// is written to: round 1 to CPUProfile, round r > 1 to CPUProfile.r<r>
+	// (go tool pprof merges several files given together). The profile
+	// covers the variant from its start until all events were handled.
+	CPUProfile string
+	// ProfileVariant is the variant profiled; default Aether.
+	ProfileVariant string
+}
+
+// Defaults of Config.
+const (
+	DefaultEvents     = 200000
+	DefaultUsers      = 5000
+	DefaultPartitions = 8
+	DefaultRounds     = 3
+	DefaultStorage    = StorageMemory
+	DefaultSeed       = 1
+)
+
+func (c Config) withDefaults() Config {
+	if c.Events == 0 {
+		c.Events = DefaultEvents
+	}
+	if c.Users == 0 {
+		c.Users = DefaultUsers
+	}
+	if c.Partitions == 0 {
+		c.Partitions = DefaultPartitions
+	}
+	if c.Rounds == 0 {
+		c.Rounds = DefaultRounds
+	}
+	if c.Storage == "" {
+		c.Storage = DefaultStorage
+	}
+	if c.Timeout == 0 {
+		// 2 minutes plus 1 ms per event: far above any sane rate.
+		c.Timeout = 2*time.Minute + time.Duration(c.Events)*time.Millisecond
+	}
+	if c.ProfileVariant == "" {
+		c.ProfileVariant = Aether
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.Events < 1:
+		return fmt.Errorf("events must be at least 1, got %d", c.Events)
+	case c.Users < 1:
+		return fmt.Errorf("users must be at least 1, got %d", c.Users)
+	case c.Partitions < 1 || c.Partitions > 1024:
+		return fmt.Errorf("partitions must be between 1 and 1024, got %d", c.Partitions)
+	case c.Rounds < 1:
+		return fmt.Errorf("rounds must be at least 1, got %d", c.Rounds)
+	case c.Storage != StorageMemory && c.Storage != StorageLevelDB:
+		return fmt.Errorf("storage must be %q or %q, got %q", StorageMemory, StorageLevelDB, c.Storage)
+	case c.Timeout < 0:
+		return fmt.Errorf("timeout must not be negative, got %s", c.Timeout)
+	}
+	switch c.ProfileVariant {
+	case Aether, Handwritten, Bare:
+	default:
+		return fmt.Errorf("profile variant must be one of %v, got %q", Variants, c.ProfileVariant)
+	}
+	return nil
+}

@@ -1,0 +1,511 @@
+package pipebench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/storage"
+
+	"github.com/aetherai/aether/broker"
+	"github.com/aetherai/aether/clickstream"
+	"github.com/aetherai/aether/codec"
+)
+
+// RawTopic is the input topic every variant consumes.
+const RawTopic = "bench_events_raw"
+
+// Result is what Run measured. The first six fields are the benchmark's
+// contract (the JSON line the CLI prints last); the rest is detail.
+type Result struct {
+	Events int `json:"events"`
+	// Median rates over the rounds, in input events per second.
+	Aether      float64 `json:"aether_events_per_sec"`
+	Handwritten float64 `json:"handwritten_events_per_sec"`
+	Bare        float64 `json:"bare_events_per_sec"`
+	// OverheadRatio is Aether / Handwritten: the share of a hand-written
+	// Goka processor's throughput the runtime keeps (1 = no overhead).
+	OverheadRatio float64 `json:"overhead_ratio"`
+	// EfficiencyRatio is Aether / Bare: the share of the decode-and-count
+	// ceiling the whole sessionizer keeps.
+	EfficiencyRatio float64 `json:"efficiency_ratio"`
+
+	Users      int    `json:"users"`
+	Partitions int    `json:"partitions"`
+	Rounds     int    `json:"rounds"`
+	Storage    string `json:"storage"`
+	GOMAXPROCS int    `json:"gomaxprocs"`
+	// Per-round rates, in round order.
+	AetherRounds      []float64 `json:"aether_rounds"`
+	HandwrittenRounds []float64 `json:"handwritten_rounds"`
+	BareRounds        []float64 `json:"bare_rounds"`
+	// Output records written per round (a sanity check: aether and
+	// handwritten run the same operators and should write about as many).
+	AetherOutputs      []int64 `json:"aether_outputs"`
+	HandwrittenOutputs []int64 `json:"handwritten_outputs"`
+	// Timer deliveries that fired at least one timer, per round, up to
+	// the processor's stop (they depend on wall-clock sweeps, so vary).
+	AetherTimerFires      []int64 `json:"aether_timer_fires"`
+	HandwrittenTimerFires []int64 `json:"handwritten_timer_fires"`
+	// Seconds is the wall time of the whole run, setup included.
+	Seconds float64 `json:"wall_seconds"`
+}
+
+// measurement is one variant's run in one round.
+type measurement struct {
+	elapsed time.Duration // first record seen -> all records handled
+	rate    float64
+	outputs int64
+	fires   int64 // timer deliveries that fired a timer
+}
+
+// instance is one variant's processor, built for one round.
+type instance interface {
+	// run runs the processor until ctx is cancelled.
+	run(ctx context.Context) error
+	// wait blocks until n input records were handled and returns when the
+	// first was seen and when the last was handled. It gives up when ctx
+	// ends or exited is closed (run returned).
+	wait(ctx context.Context, exited <-chan struct{}) (first, last time.Time, err error)
+	// output is the output topic, "" if none.
+	output() string
+	// topics are the topics the run created, deleted after it.
+	topics() []string
+	// name is the processor's name (its consumer group).
+	name() string
+	// timerFires counts the loopback ticks that fired at least one timer.
+	timerFires() int64
+}
+
+type env struct {
+	cfg     Config
+	log     io.Writer
+	addrs   []string
+	client  sarama.Client
+	admin   sarama.ClusterAdmin
+	baseDir string // LevelDB storage; "" for memory
+}
+
+// Run runs the benchmark and writes progress lines to log.
+func Run(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = io.Discard
+	}
+	began := time.Now()
+
+	b, err := broker.Start(broker.Partitions(cfg.Partitions))
+	if err != nil {
+		return nil, err
+	}
+	defer b.Close()
+	e := &env{cfg: cfg, log: log, addrs: b.Addrs()}
+	fmt.Fprintf(log, "embedded broker on %v, %d partitions, %s storage, GOMAXPROCS %d\n",
+		e.addrs, cfg.Partitions, cfg.Storage, runtime.GOMAXPROCS(0))
+
+	if cfg.Storage == StorageLevelDB {
+		dir, err := os.MkdirTemp("", "aether-bench-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		e.baseDir = dir
+	}
+	if e.client, err = sarama.NewClient(e.addrs, broker.SaramaConfig("aether-bench-client")); err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	defer e.client.Close()
+	if e.admin, err = sarama.NewClusterAdmin(e.addrs, broker.SaramaConfig("aether-bench-admin")); err != nil {
+		return nil, fmt.Errorf("admin: %w", err)
+	}
+	defer e.admin.Close()
+
+	if err := e.produceInput(ctx); err != nil {
+		return nil, err
+	}
+
+	rates := map[string][]float64{}
+	outputs := map[string][]int64{}
+	fires := map[string][]int64{}
+	for round := 1; round <= cfg.Rounds; round++ {
+		for _, v := range Variants {
+			runtime.GC() // leave the previous variant's garbage out of this one
+			m, err := e.measure(ctx, v, round)
+			if err != nil {
+				return nil, fmt.Errorf("round %d, %s: %w", round, v, err)
+			}
+			rates[v] = append(rates[v], m.rate)
+			outputs[v] = append(outputs[v], m.outputs)
+			fires[v] = append(fires[v], m.fires)
+			detail := ""
+			if v != Bare {
+				detail = fmt.Sprintf(", %s output records, %s timer deliveries", thousands(m.outputs), thousands(m.fires))
+			}
+			fmt.Fprintf(log, "round %d/%d %s: %s events/s (%.3f s%s)\n",
+				round, cfg.Rounds, v, thousands(int64(math.Round(m.rate))), m.elapsed.Seconds(), detail)
+		}
+	}
+
+	res := &Result{
+		Events:             cfg.Events,
+		Aether:             median(rates[Aether]),
+		Handwritten:        median(rates[Handwritten]),
+		Bare:               median(rates[Bare]),
+		Users:              cfg.Users,
+		Partitions:         cfg.Partitions,
+		Rounds:             cfg.Rounds,
+		Storage:            cfg.Storage,
+		GOMAXPROCS:         runtime.GOMAXPROCS(0),
+		AetherRounds:       roundAll(rates[Aether], 0),
+		HandwrittenRounds:  roundAll(rates[Handwritten], 0),
+		BareRounds:         roundAll(rates[Bare], 0),
+		AetherOutputs:      outputs[Aether],
+		HandwrittenOutputs: outputs[Handwritten],
+
+		AetherTimerFires:      fires[Aether],
+		HandwrittenTimerFires: fires[Handwritten],
+	}
+	res.OverheadRatio = round(res.Aether/res.Handwritten, 4)
+	res.EfficiencyRatio = round(res.Aether/res.Bare, 4)
+	res.Aether, res.Handwritten, res.Bare = round(res.Aether, 0), round(res.Handwritten, 0), round(res.Bare, 0)
+	res.Seconds = round(time.Since(began).Seconds(), 1)
+	fmt.Fprintf(log, "medians over %d round(s): aether %s, handwritten %s, bare %s events/s; aether/handwritten %.3f, aether/bare %.3f\n",
+		cfg.Rounds, thousands(int64(res.Aether)), thousands(int64(res.Handwritten)), thousands(int64(res.Bare)),
+		res.OverheadRatio, res.EfficiencyRatio)
+	return res, nil
+}
+
+// produceInput generates the events once, writes them to RawTopic and
+// waits until the broker acknowledged all of them.
+func (e *env) produceInput(ctx context.Context) error {
+	cfg := e.cfg
+	if err := broker.EnsureTopic(ctx, e.addrs, broker.SaramaConfig("aether-bench-setup"),
+		broker.TopicSpec{Name: RawTopic, Partitions: int32(cfg.Partitions)}); err != nil {
+		return err
+	}
+	gen, err := clickstream.New(clickstream.Config{Users: cfg.Users, Seed: cfg.Seed})
+	if err != nil {
+		return err
+	}
+	recs := gen.Take(cfg.Events)
+	bytes := 0
+	for _, r := range recs {
+		bytes += len(r.Raw)
+	}
+
+	const cid = "aether-bench-emitter"
+	em, err := goka.NewEmitter(e.addrs, goka.Stream(RawTopic), codec.Goka(codec.Bytes()),
+		goka.WithEmitterClientID(cid),
+		goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(broker.SaramaConfig(cid))),
+		goka.WithEmitterTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(broker.SaramaConfig(cid), broker.GokaTopicManagerConfig())),
+		goka.WithEmitterLogger(discardLogger{}))
+	if err != nil {
+		return fmt.Errorf("emitter: %w", err)
+	}
+	start := time.Now()
+	var failed atomic.Int64
+	var firstErr error
+	var mu sync.Mutex
+	for _, r := range recs {
+		if err := ctx.Err(); err != nil {
+			_ = em.Finish()
+			return err
+		}
+		p, err := em.Emit(r.Key, r.Raw)
+		if err != nil {
+			_ = em.Finish()
+			return fmt.Errorf("emit: %w", err)
+		}
+		p.Then(func(err error) {
+			if err != nil {
+				failed.Add(1)
+				mu.Lock()
+				if firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	if err := em.Finish(); err != nil {
+		return fmt.Errorf("emitter: %w", err)
+	}
+	if n := failed.Load(); n > 0 {
+		mu.Lock()
+		defer mu.Unlock()
+		return fmt.Errorf("%d of %d events not acknowledged, first: %w", n, cfg.Events, firstErr)
+	}
+	got, err := e.records(RawTopic)
+	if err != nil {
+		return err
+	}
+	if got != int64(cfg.Events) {
+		return fmt.Errorf("input topic holds %d records, want %d", got, cfg.Events)
+	}
+	fmt.Fprintf(e.log, "emitted %s events (%d users, %.0f bytes on average) to %s in %.2f s, all acknowledged\n",
+		thousands(int64(cfg.Events)), cfg.Users, float64(bytes)/float64(cfg.Events), RawTopic, time.Since(start).Seconds())
+	return nil
+}
+
+func (e *env) newInstance(ctx context.Context, variant string, round int) (instance, error) {
+	switch variant {
+	case Aether:
+		return newAether(ctx, e, round)
+	case Handwritten:
+		return newHandwritten(ctx, e, round)
+	case Bare:
+		return newBare(e, round)
+	}
+	return nil, fmt.Errorf("unknown variant %q", variant)
+}
+
+// measure runs one variant on the whole input and stops it again.
+func (e *env) measure(ctx context.Context, variant string, round int) (measurement, error) {
+	inst, err := e.newInstance(ctx, variant, round)
+	if err != nil {
+		return measurement{}, err
+	}
+	defer e.cleanup(inst)
+
+	stopProfile := func() {}
+	if e.cfg.CPUProfile != "" && variant == e.cfg.ProfileVariant {
+		if stopProfile, err = startProfile(e.cfg.CPUProfile, round); err != nil {
+			return measurement{}, err
+		}
+	}
+	defer stopProfile()
+
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var runErr error
+	exited := make(chan struct{})
+	go func() {
+		runErr = inst.run(rctx)
+		close(exited)
+	}()
+	wctx, wcancel := context.WithTimeout(ctx, e.cfg.Timeout)
+	first, last, werr := inst.wait(wctx, exited)
+	wcancel()
+	stopProfile()
+	stopProfile = func() {}
+
+	cancel()
+	select {
+	case <-exited:
+	case <-time.After(time.Minute):
+		return measurement{}, errors.New("processor did not stop within a minute")
+	}
+	if werr != nil {
+		if runErr != nil && !errors.Is(runErr, context.Canceled) {
+			werr = errors.Join(werr, runErr)
+		}
+		return measurement{}, werr
+	}
+	if runErr != nil && !errors.Is(runErr, context.Canceled) {
+		return measurement{}, fmt.Errorf("processor: %w", runErr)
+	}
+	m := measurement{elapsed: max(last.Sub(first), time.Microsecond), fires: inst.timerFires()}
+	m.rate = float64(e.cfg.Events) / m.elapsed.Seconds()
+	if out := inst.output(); out != "" {
+		if m.outputs, err = e.records(out); err != nil {
+			return measurement{}, err
+		}
+	}
+	return m, nil
+}
+
+func startProfile(file string, round int) (stop func(), err error) {
+	if round > 1 {
+		file += ".r" + strconv.Itoa(round)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		})
+	}, nil
+}
+
+// records returns the number of records in topic (the sum of its
+// partitions' high-water marks; nothing is deleted from these topics).
+func (e *env) records(topic string) (int64, error) {
+	if err := e.client.RefreshMetadata(topic); err != nil {
+		return 0, fmt.Errorf("metadata of %s: %w", topic, err)
+	}
+	parts, err := e.client.Partitions(topic)
+	if err != nil {
+		return 0, fmt.Errorf("partitions of %s: %w", topic, err)
+	}
+	var n int64
+	for _, p := range parts {
+		hwm, err := e.client.GetOffset(topic, p, sarama.OffsetNewest)
+		if err != nil {
+			return 0, fmt.Errorf("offset of %s/%d: %w", topic, p, err)
+		}
+		n += hwm
+	}
+	return n, nil
+}
+
+// cleanup deletes a run's topics and storage so that later rounds do not
+// carry them (kfake keeps every record in memory).
+func (e *env) cleanup(inst instance) {
+	for _, t := range inst.topics() {
+		if err := e.admin.DeleteTopic(t); err != nil && !errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
+			fmt.Fprintf(e.log, "  (could not delete topic %s: %v)\n", t, err)
+		}
+	}
+	if dir := e.storageDir(inst.name()); dir != "" {
+		if err := os.RemoveAll(dir); err != nil {
+			fmt.Fprintf(e.log, "  (could not remove %s: %v)\n", dir, err)
+		}
+	}
+}
+
+// storageDir returns the LevelDB directory of a processor, "" for memory
+// storage.
+func (e *env) storageDir(name string) string {
+	if e.baseDir == "" {
+		return ""
+	}
+	return filepath.Join(e.baseDir, name)
+}
+
+func (e *env) storageBuilder(name string) storage.Builder {
+	if dir := e.storageDir(name); dir != "" {
+		return storage.DefaultBuilder(dir)
+	}
+	return storage.MemoryBuilder()
+}
+
+// gokaOptions are the options of the hand-built processors: the same
+// builders and sarama settings the Aether runtime gives its processors,
+// each builder with its own sarama config (goka mutates them).
+func (e *env) gokaOptions(name string) []goka.ProcessorOption {
+	cid := "aether-bench-" + name
+	sc := func() *sarama.Config { return broker.SaramaConfig(cid) }
+	return []goka.ProcessorOption{
+		goka.WithClientID(cid),
+		goka.WithLogger(discardLogger{}),
+		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(sc())),
+		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(sc())),
+		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(sc())),
+		goka.WithTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(sc(), broker.GokaTopicManagerConfig())),
+		goka.WithStorageBuilder(e.storageBuilder(name)),
+	}
+}
+
+// counter counts the input records a hand-built processor's callback
+// handled, and when the first was seen and the last handled.
+type counter struct {
+	n     int64
+	count atomic.Int64
+	first atomic.Int64 // unix ns; 0 = none yet
+	last  atomic.Int64
+	done  chan struct{}
+}
+
+func newCounter(n int) *counter { return &counter{n: int64(n), done: make(chan struct{})} }
+
+// seen is called when the callback starts on an input record.
+func (c *counter) seen() {
+	if c.first.Load() == 0 {
+		c.first.CompareAndSwap(0, time.Now().UnixNano())
+	}
+}
+
+// handled is called when the callback is done with an input record.
+func (c *counter) handled() {
+	if c.count.Add(1) == c.n {
+		c.last.Store(time.Now().UnixNano())
+		close(c.done)
+	}
+}
+
+func (c *counter) wait(ctx context.Context, exited <-chan struct{}) (first, last time.Time, err error) {
+	select {
+	case <-c.done:
+		return time.Unix(0, c.first.Load()), time.Unix(0, c.last.Load()), nil
+	case <-exited:
+		return first, last, fmt.Errorf("processor stopped after %d of %d records", c.count.Load(), c.n)
+	case <-ctx.Done():
+		return first, last, fmt.Errorf("%d of %d records handled: %w", c.count.Load(), c.n, ctx.Err())
+	}
+}
+
+type discardLogger struct{}
+
+func (discardLogger) Print(...any)          {}
+func (discardLogger) Println(...any)        {}
+func (discardLogger) Printf(string, ...any) {}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	m := len(s) / 2
+	if len(s)%2 == 1 {
+		return s[m]
+	}
+	return (s[m-1] + s[m]) / 2
+}
+
+func round(x float64, digits int) float64 {
+	p := math.Pow(10, float64(digits))
+	return math.Round(x*p) / p
+}
+
+func roundAll(xs []float64, digits int) []float64 {
+	out := make([]float64, len(xs))
+	for i, x := range xs {
+		out[i] = round(x, digits)
+	}
+	return out
+}
+
+// thousands formats n with comma separators: 95000 -> "95,000".
+func thousands(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := n < 0
+	if neg {
+		s = s[1:]
+	}
+	out := make([]byte, 0, len(s)+len(s)/3+1)
+	if neg {
+		out = append(out, '-')
+	}
+	for i := range len(s) {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			out = append(out, ',')
+		}
+		out = append(out, s[i])
+	}
+	return string(out)
+}
