@@ -144,7 +144,10 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	outputs := map[string][]int64{}
 	fires := map[string][]int64{}
 	for round := 1; round <= cfg.Rounds; round++ {
-		for _, v := range Variants {
+		// Rotate the order each round, so that no variant always runs first
+		// (on a fresh heap) or last.
+		order := append(append([]string(nil), Variants[(round-1)%len(Variants):]...), Variants[:(round-1)%len(Variants)]...)
+		for _, v := range order {
 			runtime.GC() // leave the previous variant's garbage out of this one
 			m, err := e.measure(ctx, v, round)
 			if err != nil {

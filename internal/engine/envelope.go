@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"time"
 )
 
@@ -18,7 +19,8 @@ import (
 //	          so a restarted runtime can restore its event-time clock
 //	fences    uvarint n, then n x (uvarint topic hash, varint last applied offset)
 //	ids       uvarint ring head, uvarint n, then n x fixed32 event-id hash
-//	timers    uvarint n, then n x (uvarint len, operator name, varint deadline ms)
+//	timers    uvarint n, then n x (uvarint operator index in the chain,
+//	          varint deadline ms - watermark ms)
 //	state     the rest: the state codec's bytes
 const envelopeVersion = 1
 
@@ -36,6 +38,8 @@ type timer struct {
 }
 
 type envelope struct {
+	// names are the chain's operators: timers are stored by index.
+	names  []string
 	wm     int64
 	fences []fence
 	idHead int
@@ -113,19 +117,27 @@ func (e *envelope) appendTo(dst []byte) []byte {
 	for _, id := range e.ids {
 		dst = binary.LittleEndian.AppendUint32(dst, id)
 	}
-	dst = binary.AppendUvarint(dst, uint64(len(e.timers)))
+	n := 0
 	for _, t := range e.timers {
-		dst = binary.AppendUvarint(dst, uint64(len(t.op)))
-		dst = append(dst, t.op...)
-		dst = binary.AppendVarint(dst, t.deadline)
+		if slices.Contains(e.names, t.op) {
+			n++
+		}
+	}
+	dst = binary.AppendUvarint(dst, uint64(n))
+	for _, t := range e.timers {
+		if i := slices.Index(e.names, t.op); i >= 0 {
+			dst = binary.AppendUvarint(dst, uint64(i))
+			dst = binary.AppendVarint(dst, t.deadline-e.wm)
+		}
 	}
 	return append(dst, e.state...)
 }
 
-// decodeEnvelope parses b; e.state aliases b. Timer operator names equal
-// to one of names share its string instead of allocating.
+// decodeEnvelope parses b; e.state aliases b. names are the chain's
+// operators; a timer of an operator index beyond them (the chain changed) is
+// dropped. With nil names, timers keep an empty operator name.
 func decodeEnvelope(b []byte, e *envelope, names []string) error {
-	*e = envelope{fences: e.fences[:0], ids: e.ids[:0], timers: e.timers[:0]}
+	*e = envelope{names: names, fences: e.fences[:0], ids: e.ids[:0], timers: e.timers[:0]}
 	if len(b) == 0 {
 		return nil
 	}
@@ -145,7 +157,13 @@ func decodeEnvelope(b []byte, e *envelope, names []string) error {
 	}
 	n = r.count(2)
 	for i := 0; i < n && r.err == nil; i++ {
-		e.timers = append(e.timers, timer{r.name(names), r.varint()})
+		i, d := r.uvarint(), r.varint()
+		switch {
+		case names == nil:
+			e.timers = append(e.timers, timer{"", e.wm + d})
+		case i < uint64(len(names)):
+			e.timers = append(e.timers, timer{names[i], e.wm + d})
+		}
 	}
 	if r.err != nil {
 		return r.err
@@ -221,22 +239,6 @@ func (r *reader) uint32() uint32 {
 	v := binary.LittleEndian.Uint32(r.b)
 	r.b = r.b[4:]
 	return v
-}
-
-func (r *reader) name(known []string) string {
-	n := r.uvarint()
-	if n > uint64(len(r.b)) {
-		r.fail("string")
-		return ""
-	}
-	b := r.b[:n]
-	r.b = r.b[n:]
-	for _, k := range known {
-		if k == string(b) {
-			return k
-		}
-	}
-	return string(b)
 }
 
 // count reads a length and rejects one that the remaining bytes cannot hold,

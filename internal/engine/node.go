@@ -97,8 +97,9 @@ type Result struct {
 	NextTimer time.Time
 }
 
-// Observer learns how long each operator took; the runtime uses it for
-// metrics.
+// Observer learns how long operators take and when they fail; the runtime
+// uses it for metrics. It is called for every failure and for a sample of
+// one in LatencySample records; d is zero for failures outside the sample.
 type Observer interface {
 	Operator(name string, d time.Duration, err error)
 }
@@ -194,7 +195,15 @@ type scratch[S, In, Out any] struct {
 	result Result
 	key    string
 	emitFn func(Out) error // s.emit, bound once
+	// records counts the records handled with this scratch, to sample
+	// operator latency.
+	records uint64
 }
+
+// LatencySample is the share of records (one in LatencySample) whose
+// operator latency is measured: timing every record would cost more than
+// some operators do. Timers are always measured.
+const LatencySample = 8
 
 func (s *scratch[S, In, Out]) emit(o Out) error { return s.n.emit(s.key, o, s.res) }
 
@@ -259,6 +268,8 @@ func (n *node[S, In, Out]) Handle(rec *Record, table []byte, obs Observer) Resul
 		src: operators.Source{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset}}
 	c.stack = c.frames[:0]
 	c.changes = c.changeBuf[:0]
+	sc.records++
+	c.timed = sc.records%LatencySample == 0
 	sc.result = Result{Outcome: Applied, EventTime: at}
 	res := &sc.result
 	sc.res, sc.key = res, rec.Key
@@ -338,7 +349,7 @@ func (n *node[S, In, Out]) Fire(key string, table []byte, watermark time.Time, o
 	env.wm = max(env.wm, watermark.UnixMilli())
 	for _, t := range due {
 		env.clearTimer(t.op)
-		c := &opContext[S]{key: key, at: time.UnixMilli(t.deadline).UTC(), wm: watermark, state: &state, obs: obs, env: &env}
+		c := &opContext[S]{key: key, at: time.UnixMilli(t.deadline).UTC(), wm: watermark, state: &state, obs: obs, env: &env, timed: true}
 		c.stack = c.frames[:0]
 		err := guard(func() error {
 			_, err := operators.FireTimer(c, n.spec.Chain, t.op, func(o Out) error { return n.emit(key, o, &res) })
@@ -455,6 +466,7 @@ type opContext[S any] struct {
 	lookup    func(table, key string) ([]byte, error)
 	current   string
 	failed    string
+	timed     bool // measure operator latency for this record
 	stack     []frame
 	frames    [4]frame
 	changes   []timerChange
@@ -488,7 +500,11 @@ type frame struct {
 }
 
 func (c *opContext[S]) Enter(name string) {
-	c.stack = append(c.stack, frame{name, time.Now()})
+	f := frame{name: name}
+	if c.timed {
+		f.start = time.Now()
+	}
+	c.stack = append(c.stack, f)
 	c.current = name
 }
 
@@ -498,8 +514,12 @@ func (c *opContext[S]) Leave(err error) {
 	if err != nil && c.failed == "" {
 		c.failed = f.name
 	}
-	if c.obs != nil {
-		c.obs.Operator(f.name, time.Since(f.start), err)
+	if c.obs != nil && (c.timed || err != nil) {
+		var d time.Duration
+		if c.timed {
+			d = time.Since(f.start)
+		}
+		c.obs.Operator(f.name, d, err)
 	}
 	c.current = ""
 	if len(c.stack) > 0 {

@@ -145,7 +145,7 @@ func TestCorruptEnvelopeIsAnError(t *testing.T) {
 }
 
 func FuzzEnvelope(f *testing.F) {
-	e := envelope{wm: 5, fences: []fence{{1, 2}}, ids: []uint32{7}, timers: []timer{{"x", 9}}, state: []byte("s")}
+	e := envelope{names: []string{"x"}, wm: 5, fences: []fence{{1, 2}}, ids: []uint32{7}, timers: []timer{{"x", 9}}, state: []byte("s")}
 	f.Add(e.appendTo(nil))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var e envelope
