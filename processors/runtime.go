@@ -304,7 +304,7 @@ func (p *proc) handle(ctx goka.Context, msg any) {
 		Key:       ctx.Key(),
 		Value:     value,
 		Timestamp: ctx.Timestamp(),
-		Watermark: pt.watermark(now, false),
+		Watermark: pt.eventTime(),
 	}
 	if len(p.spec.Lookups) > 0 {
 		rec.Lookup = func(table, key string) ([]byte, error) {
@@ -317,13 +317,15 @@ func (p *proc) handle(ctx goka.Context, msg any) {
 	if p.node.Stateful() {
 		table, _ = ctx.Value().([]byte)
 	}
-	res := p.node.Handle(&rec, table, p.pm)
+	res := p.node.Handle(rec, table, p.pm)
 	p.pm.record(rec.Topic, res.Outcome)
-	if !res.EventTime.IsZero() {
-		pt.observe(res.EventTime, now)
-	}
 	if res.Failure != nil {
 		p.deadLetter(ctx, &rec, res.Failure)
+	}
+	if p.node.Stateful() && res.Outcome != engine.Replayed {
+		pt.record(rec.Key, res.EventTime, res.NextTimer, now)
+	} else {
+		pt.observe(res.EventTime, now)
 	}
 	p.apply(ctx, pt, res, &rec)
 }
@@ -354,7 +356,7 @@ func (p *proc) apply(ctx goka.Context, pt *partition, res engine.Result, rec *en
 	if res.Table != nil {
 		ctx.SetValue(res.Table)
 	}
-	if p.node.Stateful() && res.Outcome != engine.Replayed || res.Table != nil {
+	if rec == nil && res.Table != nil { // a timer: records update the index in handle
 		pt.setTimer(ctx.Key(), res.NextTimer)
 	}
 	for _, e := range res.Emits {

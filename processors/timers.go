@@ -2,6 +2,7 @@ package processors
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lovoo/goka/storage"
@@ -13,6 +14,8 @@ import (
 // event-time clock and the index of pending timers. Only the partition's
 // Goka goroutine and the sweeper touch it, so its mutex is rarely contended.
 type partition struct {
+	// wmMillis mirrors wm for the hot path, which reads it on every record.
+	wmMillis atomic.Int64
 	mu       sync.Mutex
 	wm       time.Time // highest event time seen
 	lastSeen time.Time // wall time the watermark last moved
@@ -25,8 +28,17 @@ func (p *partition) observe(at, now time.Time) {
 	if at.After(p.wm) {
 		p.wm = at
 		p.lastSeen = now
+		p.wmMillis.Store(at.UnixMilli())
 	}
 	p.mu.Unlock()
+}
+
+// eventTime returns the watermark without idle advance, without locking.
+func (p *partition) eventTime() time.Time {
+	if ms := p.wmMillis.Load(); ms != 0 {
+		return time.UnixMilli(ms).UTC()
+	}
+	return time.Time{}
 }
 
 // watermark returns the partition's event-time clock at wall time now:
@@ -38,6 +50,26 @@ func (p *partition) watermark(now time.Time, idleAdvance bool) time.Time {
 		return p.wm
 	}
 	return p.wm.Add(now.Sub(p.lastSeen))
+}
+
+// record notes, after a record of key was handled, its event time (zero
+// for none) and the key's earliest timer (zero for none), under one lock.
+func (p *partition) record(key string, eventTime, nextTimer, now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if eventTime.After(p.wm) {
+		p.wm = eventTime
+		p.lastSeen = now
+		p.wmMillis.Store(eventTime.UnixMilli())
+	}
+	if nextTimer.IsZero() {
+		delete(p.timers, key)
+		return
+	}
+	if p.timers == nil {
+		p.timers = map[string]time.Time{}
+	}
+	p.timers[key] = nextTimer
 }
 
 // setTimer records key's earliest timer; zero removes it.

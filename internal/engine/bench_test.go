@@ -43,7 +43,7 @@ func BenchmarkHandle(b *testing.B) {
 		for i := 0; b.Loop(); i++ {
 			r := &recs[i%len(recs)]
 			rec := engine.Record{Topic: "raw", Offset: int64(i), Key: r.Key, Value: r.Raw}
-			res := n.Handle(&rec, tables[r.Key], discard{})
+			res := n.Handle(rec, tables[r.Key], discard{})
 			if res.Table != nil {
 				tables[r.Key] = res.Table
 			}

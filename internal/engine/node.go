@@ -111,7 +111,7 @@ type Node interface {
 	// Operators lists the chain's operators in order.
 	Operators() []string
 	// Handle processes one input record given the key's table value.
-	Handle(rec *Record, table []byte, obs Observer) Result
+	Handle(rec Record, table []byte, obs Observer) Result
 	// Fire runs every timer of key due at watermark, in deadline order.
 	Fire(key string, table []byte, watermark time.Time, obs Observer) Result
 }
@@ -155,11 +155,10 @@ const DefaultIDWindow = 16
 
 // New returns the node for spec.
 func New[S, In, Out any](spec Spec[S, In, Out]) Node {
-	n := &node[S, In, Out]{spec: spec, inputs: map[string]*Input[In]{}, hashes: map[string]uint32{}}
+	n := &node[S, In, Out]{spec: spec, inputs: map[string]input[In]{}}
 	for i := range spec.Inputs {
 		in := &spec.Inputs[i]
-		n.inputs[in.Topic] = in
-		n.hashes[in.Topic] = topicHash(in.Topic)
+		n.inputs[in.Topic] = input[In]{in, topicHash(in.Topic)}
 	}
 	if n.spec.IDWindow == 0 {
 		n.spec.IDWindow = DefaultIDWindow
@@ -176,9 +175,14 @@ func New[S, In, Out any](spec Spec[S, In, Out]) Node {
 type node[S, In, Out any] struct {
 	scratch sync.Pool // of *scratch[S, In, Out]
 	spec    Spec[S, In, Out]
-	inputs  map[string]*Input[In]
-	hashes  map[string]uint32
+	inputs  map[string]input[In]
 	names   []string
+}
+
+// input is an input stream with the hash its fences are stored under.
+type input[In any] struct {
+	*Input[In]
+	hash uint32
 }
 
 func (n *node[S, In, Out]) Stateful() bool      { return n.spec.Table != nil }
@@ -207,7 +211,7 @@ const LatencySample = 8
 
 func (s *scratch[S, In, Out]) emit(o Out) error { return s.n.emit(s.key, o, s.res) }
 
-func (n *node[S, In, Out]) Handle(rec *Record, table []byte, obs Observer) Result {
+func (n *node[S, In, Out]) Handle(rec Record, table []byte, obs Observer) Result {
 	in, ok := n.inputs[rec.Topic]
 	if !ok {
 		return Result{Outcome: DeadLettered, Failure: &Failure{Stage: "decode", Err: fmt.Errorf("topic %q is not an input of this processor", rec.Topic)}}
@@ -222,11 +226,10 @@ func (n *node[S, In, Out]) Handle(rec *Record, table []byte, obs Observer) Resul
 			// alone, so an operator can inspect both.
 			return Result{Outcome: DeadLettered, Failure: &Failure{Stage: "state", Err: err}}
 		}
-		th := n.hashes[rec.Topic]
-		if last, ok := env.fenceOf(th); ok && rec.Offset <= last {
+		if last, ok := env.fenceOf(in.hash); ok && rec.Offset <= last {
 			return Result{Outcome: Replayed}
 		}
-		env.setFence(th, rec.Offset)
+		env.setFence(in.hash, rec.Offset)
 	}
 
 	v, err := in.Codec.Decode(rec.Value)

@@ -58,9 +58,9 @@ func newNode() Node {
 	})
 }
 
-func rec(off int64, id string, n int, at time.Time) *Record {
+func rec(off int64, id string, n int, at time.Time) Record {
 	b, _ := json.Marshal(ev{ID: id, N: n, Time: at})
-	return &Record{Topic: "in", Offset: off, Key: "k", Value: b}
+	return Record{Topic: "in", Offset: off, Key: "k", Value: b}
 }
 
 func state(t *testing.T, table []byte) counter {
@@ -102,7 +102,7 @@ func TestHandleDeadLettersWithoutSideEffects(t *testing.T) {
 	res := n.Handle(rec(0, "a", 3, t0), nil, nil)
 	table := res.Table
 
-	res = n.Handle(&Record{Topic: "in", Offset: 1, Key: "k", Value: []byte(`{"n":`)}, table, nil)
+	res = n.Handle(Record{Topic: "in", Offset: 1, Key: "k", Value: []byte(`{"n":`)}, table, nil)
 	require.Equal(t, DeadLettered, res.Outcome)
 	require.Equal(t, "decode", res.Failure.Stage)
 	require.Empty(t, res.Emits)
