@@ -36,6 +36,11 @@
 //     (pending) and flushed by a timer at last record + d, with reason
 //     "interval".
 //   - EmitOnSessionChange: a record when a session starts or closes only.
+//
+// Under both, an event that ends a session by the gap and starts the next
+// one yields one record (reason "session_started"), which carries the ended
+// session's final statistics too; a session the timer closes gets its own
+// "session_closed" record, its final features, without a next event.
 //   - EmitEvery: one record per update (reason "every_event" except for
 //     session starts and closes).
 //
@@ -200,6 +205,10 @@ func (op *extractor) Process(ctx operators.Context[State], u sessionize.Update, 
 	switch {
 	case u.Kind == sessionize.Started:
 		reason = ReasonSessionStarted
+	case u.Kind == sessionize.Closed && u.Split && op.mode != emitEvery:
+		// The same event starts the next session: its record, which also
+		// carries this session's final statistics, is the one emitted.
+		return nil
 	case u.Kind == sessionize.Closed:
 		reason = ReasonSessionClosed
 	case op.mode == emitEvery:

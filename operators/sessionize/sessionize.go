@@ -114,6 +114,10 @@ type Update struct {
 	// Late, the open session, or the last closed one when none is open
 	// (neither changed).
 	Session Session
+	// Split is set on a Closed update when the event that ended the session
+	// by the gap also starts the next one: a Started update for it follows
+	// in the same call. It is false when the timer closed the session.
+	Split bool
 }
 
 // LatePolicy decides what happens to an event later than the grace period.
@@ -233,7 +237,7 @@ func (op *sessionizer[S, P]) Process(ctx operators.Context[S], in event.Event, e
 	case st.Open && t >= st.Last:
 		if t-st.Last > op.gap {
 			st.close()
-			if err = emit(Update{Kind: Closed, Session: st.PreviousSession()}); err != nil {
+			if err = emit(Update{Kind: Closed, Session: st.PreviousSession(), Split: true}); err != nil {
 				return err
 			}
 			st.start(t)
