@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Type is what the user did.
@@ -46,33 +48,62 @@ type Event struct {
 	EventID string `json:"eventId,omitempty"`
 }
 
-// Limits on field sizes; longer values are rejected as hostile.
+// Limits on what an event may carry; anything beyond is rejected.
 const (
+	// MaxIDLen bounds userId, productId and eventId, in bytes.
 	MaxIDLen = 128
+	// MaxFutureSkew is how far in the future of the receiver's clock an
+	// event time may be: one far-future event would otherwise move its
+	// partition's event-time clock and close every session on it.
+	MaxFutureSkew = time.Hour
 )
 
 // ErrInvalid is wrapped by every validation error.
 var ErrInvalid = errors.New("invalid event")
 
-// Validate reports the first problem with e, naming the field.
-func (e *Event) Validate() error {
+// Validate reports the first problem with e, naming the field, judging
+// the timestamp against the current time.
+func (e *Event) Validate() error { return e.ValidateAt(time.Now()) }
+
+// ValidateAt is Validate with the receiver's clock reading now.
+func (e *Event) ValidateAt(now time.Time) error {
 	switch {
 	case e.UserID == "":
 		return fmt.Errorf("%w: userId is required", ErrInvalid)
 	case len(e.UserID) > MaxIDLen:
 		return fmt.Errorf("%w: userId longer than %d bytes", ErrInvalid, MaxIDLen)
+	case !printable(e.UserID):
+		return fmt.Errorf("%w: userId contains control characters or invalid UTF-8", ErrInvalid)
 	case e.ProductID == "":
 		return fmt.Errorf("%w: productId is required", ErrInvalid)
 	case len(e.ProductID) > MaxIDLen:
 		return fmt.Errorf("%w: productId longer than %d bytes", ErrInvalid, MaxIDLen)
+	case !printable(e.ProductID):
+		return fmt.Errorf("%w: productId contains control characters or invalid UTF-8", ErrInvalid)
 	case e.EventType.Index() < 0:
 		return fmt.Errorf("%w: eventType %q is not one of view, click, add_to_cart, purchase", ErrInvalid, truncate(string(e.EventType)))
 	case e.Timestamp.IsZero():
 		return fmt.Errorf("%w: timestamp is required (RFC 3339)", ErrInvalid)
+	case e.Timestamp.After(now.Add(MaxFutureSkew)):
+		return fmt.Errorf("%w: timestamp %s is more than %s in the future", ErrInvalid, e.Timestamp.UTC().Format(time.RFC3339), MaxFutureSkew)
 	case len(e.EventID) > MaxIDLen:
 		return fmt.Errorf("%w: eventId longer than %d bytes", ErrInvalid, MaxIDLen)
+	case !printable(e.EventID):
+		return fmt.Errorf("%w: eventId contains control characters or invalid UTF-8", ErrInvalid)
 	}
 	return nil
+}
+
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
 }
 
 func truncate(s string) string {

@@ -34,6 +34,10 @@ func TestValidateNamesTheField(t *testing.T) {
 		{func(e *event.Event) { e.EventType = event.Type(long) }, `invalid event: eventType "` + long[:32] + `..." is not one of view, click, add_to_cart, purchase`},
 		{func(e *event.Event) { e.Timestamp = time.Time{} }, "invalid event: timestamp is required (RFC 3339)"},
 		{func(e *event.Event) { e.EventID = long }, "invalid event: eventId longer than 128 bytes"},
+		{func(e *event.Event) { e.UserID = "u\x00; DROP" }, "invalid event: userId contains control characters or invalid UTF-8"},
+		{func(e *event.Event) { e.ProductID = "p\xff" }, "invalid event: productId contains control characters or invalid UTF-8"},
+		{func(e *event.Event) { e.EventID = "e\n" }, "invalid event: eventId contains control characters or invalid UTF-8"},
+		{func(e *event.Event) { e.Timestamp = time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC) }, "invalid event: timestamp 3000-01-01T00:00:00Z is more than 1h0m0s in the future"},
 	}
 	for _, c := range cases {
 		e := ok
