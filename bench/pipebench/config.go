@@ -72,7 +72,7 @@ const (
 	DefaultEvents     = 200000
 	DefaultUsers      = 5000
 	DefaultPartitions = 8
-	DefaultRounds     = 3
+	DefaultRounds     = 5
 	DefaultStorage    = StorageMemory
 	DefaultSeed       = 1
 )

@@ -184,11 +184,19 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		AetherTimerFires:      fires[Aether],
 		HandwrittenTimerFires: fires[Handwritten],
 	}
-	res.OverheadRatio = round(res.Aether/res.Handwritten, 4)
-	res.EfficiencyRatio = round(res.Aether/res.Bare, 4)
+	// Ratios pair the variants within each round (they ran seconds apart,
+	// under the same load), then take the median over rounds: drift in the
+	// machine's speed between rounds cancels out.
+	var overhead, efficiency []float64
+	for r := range rates[Aether] {
+		overhead = append(overhead, rates[Aether][r]/rates[Handwritten][r])
+		efficiency = append(efficiency, rates[Aether][r]/rates[Bare][r])
+	}
+	res.OverheadRatio = round(median(overhead), 4)
+	res.EfficiencyRatio = round(median(efficiency), 4)
 	res.Aether, res.Handwritten, res.Bare = round(res.Aether, 0), round(res.Handwritten, 0), round(res.Bare, 0)
 	res.Seconds = round(time.Since(began).Seconds(), 1)
-	fmt.Fprintf(log, "medians over %d round(s): aether %s, handwritten %s, bare %s events/s; aether/handwritten %.3f, aether/bare %.3f\n",
+	fmt.Fprintf(log, "medians over %d round(s): aether %s, handwritten %s, bare %s events/s; per-round ratios' medians: aether/handwritten %.3f, aether/bare %.3f\n",
 		cfg.Rounds, thousands(int64(res.Aether)), thousands(int64(res.Handwritten)), thousands(int64(res.Bare)),
 		res.OverheadRatio, res.EfficiencyRatio)
 	return res, nil
