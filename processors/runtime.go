@@ -268,6 +268,7 @@ func (p *proc) storageBuilder() storage.Builder {
 		if err != nil || topic != table {
 			return st, err
 		}
+		p.parts.get(part).table.Store(&storageRef{st})
 		return &recoveringStorage{Storage: st, onRecovered: func(s storage.Storage) {
 			if err := loadTimers(s, p.parts.get(part)); err != nil {
 				p.log.Error("loading timers after recovery", "partition", part, "err", err)
@@ -314,7 +315,12 @@ func (p *proc) handle(ctx goka.Context, msg any) {
 		}
 	}
 	var table []byte
-	if p.node.Stateful() {
+	if st := pt.table.Load(); st != nil {
+		var err error
+		if table, err = st.Get(rec.Key); err != nil {
+			ctx.Fail(fmt.Errorf("read table: %w", err)) // storage failure: stop, do not skip
+		}
+	} else if p.node.Stateful() {
 		table, _ = ctx.Value().([]byte)
 	}
 	res := p.node.Handle(rec, table, p.pm)

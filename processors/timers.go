@@ -16,6 +16,9 @@ import (
 type partition struct {
 	// wmMillis mirrors wm for the hot path, which reads it on every record.
 	wmMillis atomic.Int64
+	// table is the partition's table storage, read directly on the hot
+	// path (Goka's ctx.Value would box every value).
+	table atomic.Pointer[storageRef]
 	mu       sync.Mutex
 	wm       time.Time // highest event time seen
 	lastSeen time.Time // wall time the watermark last moved
@@ -132,6 +135,8 @@ func (ps *partitions) each(fn func(int32, *partition)) {
 		return true
 	})
 }
+
+type storageRef struct{ storage.Storage }
 
 // recoveringStorage wraps a table partition's storage so that, once Goka
 // has recovered it from the table topic, the timers and watermark stored in
