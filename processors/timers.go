@@ -18,7 +18,7 @@ type partition struct {
 	wmMillis atomic.Int64
 	// table is the partition's table storage, read directly on the hot
 	// path (Goka's ctx.Value would box every value).
-	table atomic.Pointer[storageRef]
+	table    atomic.Pointer[storageRef]
 	mu       sync.Mutex
 	wm       time.Time // highest event time seen
 	lastSeen time.Time // wall time the watermark last moved
