@@ -1,0 +1,217 @@
+// Package config reads the runner's YAML file: which Kafka, Redis, model
+// and HTTP settings a pipeline runs with. Unknown fields are errors, and
+// every error names the field it is about.
+package config
+
+import (
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole file. Durations are Go durations ("30m", "1h").
+type Config struct {
+	// Pipeline names the topology to run; "recommendations" is the only
+	// built-in one.
+	Pipeline string      `yaml:"pipeline"`
+	Kafka    Kafka       `yaml:"kafka"`
+	Redis    Redis       `yaml:"redis"`
+	Model    Model       `yaml:"model"`
+	HTTP     HTTP        `yaml:"http"`
+	Sessions Sessions    `yaml:"sessions"`
+	Storage  StorageConf `yaml:"storage"`
+}
+
+// Kafka says where the brokers are.
+type Kafka struct {
+	Brokers    []string `yaml:"brokers"`
+	Partitions int32    `yaml:"partitions"`
+}
+
+// Redis is the recommendation cache.
+type Redis struct {
+	Addr      string        `yaml:"addr"`
+	Username  string        `yaml:"username"`
+	Password  string        `yaml:"password"`
+	DB        int           `yaml:"db"`
+	TTL       time.Duration `yaml:"ttl"`
+	KeyPrefix string        `yaml:"keyPrefix"`
+}
+
+// Model is the ONNX model directory and the SHA-256 it must have.
+type Model struct {
+	Dir    string `yaml:"dir"`
+	SHA256 string `yaml:"sha256"`
+	// Library is the ONNX Runtime shared library; empty means
+	// ONNXRUNTIME_SHARED_LIBRARY_PATH or the install script's location.
+	Library string `yaml:"library"`
+}
+
+// HTTP is the API listener and its clients.
+type HTTP struct {
+	Listen string `yaml:"listen"`
+	// APIKeys maps each client's name to its key. A value "env:NAME" reads
+	// the key from the environment variable NAME.
+	APIKeys map[string]string `yaml:"apiKeys"`
+}
+
+// Sessions tunes the sessionizer.
+type Sessions struct {
+	Gap          time.Duration `yaml:"gap"`
+	Grace        time.Duration `yaml:"grace"`
+	EmitInterval time.Duration `yaml:"emitInterval"`
+}
+
+// StorageConf says where processors keep table state.
+type StorageConf struct {
+	// Dir keeps tables in LevelDB under it; empty keeps them in memory,
+	// recovered from Kafka at start.
+	Dir string `yaml:"dir"`
+}
+
+// Defaults fills what the file leaves out.
+func (c *Config) Defaults() {
+	if c.Pipeline == "" {
+		c.Pipeline = "recommendations"
+	}
+	if c.Kafka.Partitions == 0 {
+		c.Kafka.Partitions = 8
+	}
+	if c.Redis.TTL == 0 {
+		c.Redis.TTL = time.Hour
+	}
+	if c.Redis.KeyPrefix == "" {
+		c.Redis.KeyPrefix = "aether:recs:"
+	}
+	if c.HTTP.Listen == "" {
+		c.HTTP.Listen = "127.0.0.1:8080"
+	}
+	if c.Sessions.Gap == 0 {
+		c.Sessions.Gap = 30 * time.Minute
+	}
+	if c.Sessions.Grace == 0 {
+		c.Sessions.Grace = 2 * time.Minute
+	}
+	if c.Sessions.EmitInterval == 0 {
+		c.Sessions.EmitInterval = 5 * time.Minute
+	}
+}
+
+// Load reads, defaults and validates the file at path.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse decodes, defaults and validates YAML bytes.
+func Parse(b []byte) (*Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return nil, err
+	}
+	c.Defaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// FieldError is a problem with one field, named by its path in the file.
+type FieldError struct {
+	Field  string
+	Reason string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Reason }
+
+// Validate checks the configuration and returns every problem, each
+// naming its field.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)})
+	}
+	if c.Pipeline != "recommendations" {
+		bad("pipeline", "unknown pipeline %q (built in: recommendations)", c.Pipeline)
+	}
+	if len(c.Kafka.Brokers) == 0 {
+		bad("kafka.brokers", "at least one broker address is required")
+	}
+	for i, b := range c.Kafka.Brokers {
+		if _, _, err := net.SplitHostPort(b); err != nil {
+			bad(fmt.Sprintf("kafka.brokers[%d]", i), "%q is not host:port", b)
+		}
+	}
+	if c.Kafka.Partitions < 1 || c.Kafka.Partitions > 1024 {
+		bad("kafka.partitions", "must be 1..1024, got %d", c.Kafka.Partitions)
+	}
+	if c.Redis.Addr != "" {
+		if _, _, err := net.SplitHostPort(c.Redis.Addr); err != nil {
+			bad("redis.addr", "%q is not host:port", c.Redis.Addr)
+		}
+	}
+	if c.Redis.TTL <= 0 {
+		bad("redis.ttl", "must be positive: every key Aether writes expires")
+	}
+	if c.Model.Dir == "" {
+		bad("model.dir", "the model directory is required")
+	}
+	if c.Model.SHA256 != "" {
+		if b, err := hex.DecodeString(c.Model.SHA256); err != nil || len(b) != 32 {
+			bad("model.sha256", "must be 64 hex digits")
+		}
+	}
+	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
+		bad("http.listen", "%q is not host:port", c.HTTP.Listen)
+	}
+	for name, key := range c.HTTP.APIKeys {
+		if name == "" {
+			bad("http.apiKeys", "a client name is empty")
+		}
+		if key == "" {
+			bad("http.apiKeys."+name, "the key is empty")
+		}
+	}
+	if c.Sessions.Gap <= 0 {
+		bad("sessions.gap", "must be positive")
+	}
+	if c.Sessions.Grace < 0 {
+		bad("sessions.grace", "must not be negative")
+	}
+	if c.Sessions.EmitInterval <= 0 {
+		bad("sessions.emitInterval", "must be positive")
+	}
+	return errors.Join(errs...)
+}
+
+// ResolveKeys returns the API keys by client, reading "env:NAME" values
+// from the environment.
+func (h HTTP) ResolveKeys() (map[string]string, error) {
+	keys := map[string]string{}
+	for name, v := range h.APIKeys {
+		if env, ok := strings.CutPrefix(v, "env:"); ok {
+			v = os.Getenv(env)
+			if v == "" {
+				return nil, &FieldError{Field: "http.apiKeys." + name, Reason: fmt.Sprintf("environment variable %s is empty", env)}
+			}
+		}
+		keys[name] = v
+	}
+	return keys, nil
+}

@@ -1,0 +1,72 @@
+package config_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/aetherai/aether/runner/config"
+)
+
+const minimal = `
+kafka:
+  brokers: [127.0.0.1:9092]
+model:
+  dir: ./model
+`
+
+func TestDefaults(t *testing.T) {
+	c, err := config.Parse([]byte(minimal))
+	require.NoError(t, err)
+	require.Equal(t, "recommendations", c.Pipeline)
+	require.Equal(t, int32(8), c.Kafka.Partitions)
+	require.Equal(t, time.Hour, c.Redis.TTL)
+	require.Equal(t, "127.0.0.1:8080", c.HTTP.Listen)
+	require.Equal(t, 30*time.Minute, c.Sessions.Gap)
+}
+
+func TestErrorsNameTheField(t *testing.T) {
+	cases := map[string]string{
+		"kafka:\n  brokers: []\nmodel:\n  dir: m\n":                     "kafka.brokers: at least one broker address is required",
+		"kafka:\n  brokers: [nohost]\nmodel:\n  dir: m\n":               `kafka.brokers[0]: "nohost" is not host:port`,
+		minimal + "redis:\n  ttl: -1s\n":                                "redis.ttl: must be positive: every key Aether writes expires",
+		minimal + "model:\n  dir: m\n  sha256: abc\n":                   "mapping key \"model\" already defined",
+		"kafka:\n  brokers: [a:1]\nmodel:\n  dir: m\n  sha256: abc\n":   "model.sha256: must be 64 hex digits",
+		"kafka:\n  brokers: [a:1]\n":                                    "model.dir: the model directory is required",
+		minimal + "http:\n  listen: 8080\n":                             `http.listen: "8080" is not host:port`,
+		minimal + "kafka2: {}\n":                                        "field kafka2 not found in type config.Config",
+		minimal + "sessions:\n  gap: soon\n":                            "cannot unmarshal !!str `soon` into time.Duration",
+		"pipeline: fraud\nkafka:\n  brokers: [a:1]\nmodel:\n  dir: m\n": `pipeline: unknown pipeline "fraud" (built in: recommendations)`,
+		minimal + "http:\n  apiKeys:\n    shop: \"\"\n":                 "http.apiKeys.shop: the key is empty",
+	}
+	for in, want := range cases {
+		_, err := config.Parse([]byte(in))
+		require.Error(t, err, in)
+		require.Contains(t, err.Error(), want, in)
+	}
+}
+
+func TestLoadNamesTheFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "bad.yaml")
+	require.NoError(t, os.WriteFile(p, []byte("kafka: {brokers: [x]}\nmodel: {dir: m}\n"), 0o600))
+	_, err := config.Load(p)
+	require.ErrorContains(t, err, "config "+p+": kafka.brokers[0]")
+	_, err = config.Load(filepath.Join(dir, "missing.yaml"))
+	require.ErrorContains(t, err, "no such file")
+}
+
+func TestKeysFromEnvironment(t *testing.T) {
+	t.Setenv("SHOP_KEY", "s3cret")
+	h := config.HTTP{APIKeys: map[string]string{"shop": "env:SHOP_KEY", "other": "plain"}}
+	keys, err := h.ResolveKeys()
+	require.NoError(t, err)
+	require.Equal(t, map[string]string{"shop": "s3cret", "other": "plain"}, keys)
+	_, err = config.HTTP{APIKeys: map[string]string{"x": "env:AETHER_UNSET_VAR"}}.ResolveKeys()
+	require.EqualError(t, err, "http.apiKeys.x: environment variable AETHER_UNSET_VAR is empty")
+	require.False(t, strings.Contains(err.Error(), "s3cret"))
+}
