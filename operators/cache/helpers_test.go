@@ -1,0 +1,170 @@
+package cache_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/aetherai/aether/recommend"
+)
+
+// realRedisAddr is where CI and the development machines run redis-server.
+const realRedisAddr = "127.0.0.1:6379"
+
+const startRedis = `redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no`
+
+// realRedis connects to the redis-server at realRedisAddr. If it is not
+// reachable the test fails when CI is set and is skipped otherwise.
+func realRedis(tb testing.TB) *redis.Client {
+	tb.Helper()
+	c := redis.NewClient(&redis.Options{Addr: realRedisAddr, ContextTimeoutEnabled: true, DialTimeout: time.Second})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := c.Ping(ctx).Err(); err != nil {
+		_ = c.Close()
+		msg := fmt.Sprintf("redis-server must run on %s for this test (%v); start it with: %s", realRedisAddr, err, startRedis)
+		if os.Getenv("CI") != "" {
+			tb.Fatal(msg)
+		}
+		tb.Skip(msg)
+	}
+	tb.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// uniquePrefix returns a key prefix no other test or process uses, free of
+// glob characters.
+func uniquePrefix(tb testing.TB) string {
+	name := strings.Map(func(r rune) rune {
+		if strings.ContainsRune(`*?[]\ `, r) {
+			return '_'
+		}
+		return r
+	}, tb.Name())
+	return fmt.Sprintf("aether:test:%s:%d:%d:", name, os.Getpid(), time.Now().UnixNano())
+}
+
+// scanKeys lists the keys under prefix with SCAN MATCH.
+func scanKeys(tb testing.TB, c redis.UniversalClient, prefix string) []string {
+	tb.Helper()
+	var keys []string
+	iter := c.Scan(context.Background(), 0, prefix+"*", 1000).Iterator()
+	for iter.Next(context.Background()) {
+		keys = append(keys, iter.Val())
+	}
+	require.NoError(tb, iter.Err())
+	return keys
+}
+
+// cleanupPrefix unlinks every key under prefix when the test ends, and
+// checks that none is left.
+func cleanupPrefix(tb testing.TB, c redis.UniversalClient, prefix string) {
+	tb.Cleanup(func() {
+		if keys := scanKeys(tb, c, prefix); len(keys) > 0 {
+			require.NoError(tb, c.Unlink(context.Background(), keys...).Err())
+		}
+		require.Empty(tb, scanKeys(tb, c, prefix), "keys left under %q", prefix)
+	})
+}
+
+// newMini starts a miniredis server and a client for it.
+func newMini(tb testing.TB) (*miniredis.Miniredis, *redis.Client) {
+	tb.Helper()
+	s := miniredis.RunT(tb)
+	c := redis.NewClient(&redis.Options{Addr: s.Addr(), ContextTimeoutEnabled: true})
+	tb.Cleanup(func() { _ = c.Close() })
+	return s, c
+}
+
+var t0 = time.Date(2026, 3, 14, 15, 9, 26, 535897932, time.UTC)
+
+// recs returns n users' recommendations, u-<prefix>0 ... with k items each.
+func recs(n, k int) []recommend.Recommendations {
+	out := make([]recommend.Recommendations, n)
+	for i := range out {
+		items := make([]recommend.Item, k)
+		for j := range items {
+			items[j] = recommend.Item{ProductID: fmt.Sprintf("p-%d", (i*31+j*7)%5000), Score: 1 / float32(j+i+3)}
+		}
+		out[i] = recommend.Recommendations{
+			UserID:      fmt.Sprintf("u-%d", i),
+			Items:       items,
+			Model:       recommend.Model{Version: "v7", SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"},
+			Source:      recommend.FromInference,
+			GeneratedAt: t0.Add(time.Duration(i) * time.Millisecond),
+		}
+	}
+	return out
+}
+
+// fromCache is r as Get returns it.
+func fromCache(r recommend.Recommendations) recommend.Recommendations {
+	r.Source = recommend.FromCache
+	r.GeneratedAt = r.GeneratedAt.UTC()
+	return r
+}
+
+// metricValues gathers reg into "name" or "name{label=value}" -> value:
+// counters by value, histograms by sample count.
+func metricValues(tb testing.TB, reg prometheus.Gatherer) map[string]float64 {
+	tb.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(tb, err)
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			name := mf.GetName()
+			for _, l := range m.GetLabel() {
+				name += fmt.Sprintf("{%s=%s}", l.GetName(), l.GetValue())
+			}
+			switch {
+			case m.GetCounter() != nil:
+				out[name] = m.GetCounter().GetValue()
+			case m.GetHistogram() != nil:
+				out[name] = float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	return out
+}
+
+// recorder is a go-redis hook that records the commands sent, single and
+// pipelined.
+type recorder struct {
+	mu        sync.Mutex
+	singles   [][]any
+	pipelines [][][]any
+}
+
+func (r *recorder) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (r *recorder) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		r.mu.Lock()
+		r.singles = append(r.singles, cmd.Args())
+		r.mu.Unlock()
+		return next(ctx, cmd)
+	}
+}
+
+func (r *recorder) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		p := make([][]any, len(cmds))
+		for i, c := range cmds {
+			p[i] = c.Args()
+		}
+		r.mu.Lock()
+		r.pipelines = append(r.pipelines, p)
+		r.mu.Unlock()
+		return next(ctx, cmds)
+	}
+}
