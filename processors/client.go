@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
@@ -101,6 +102,55 @@ func (e *Emitter[T]) EmitSync(key string, v T) error {
 		return fmt.Errorf("emitter %s: encode: %w", e.stream.Name(), err)
 	}
 	return e.e.EmitSync(key, b)
+}
+
+// Keyed is one record to emit.
+type Keyed[T any] struct {
+	Key   string
+	Value T
+}
+
+// EmitAll sends every record and waits until the broker has acknowledged
+// all of them; it returns the first error. Records are sent in order, so
+// records of one key keep their order.
+func (e *Emitter[T]) EmitAll(ctx context.Context, recs []Keyed[T]) error {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	fail := func(err error) {
+		mu.Lock()
+		if first == nil {
+			first = err
+		}
+		mu.Unlock()
+	}
+	for _, r := range recs {
+		b, err := e.stream.Codec().Encode(r.Value)
+		if err != nil {
+			fail(fmt.Errorf("emitter %s: encode: %w", e.stream.Name(), err))
+			break
+		}
+		p, err := e.e.Emit(r.Key, b)
+		if err != nil {
+			fail(err)
+			break
+		}
+		wg.Add(1)
+		p.Then(func(err error) {
+			if err != nil {
+				fail(err)
+			}
+			wg.Done()
+		})
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return first
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Finish waits for every pending record and closes the emitter.

@@ -302,3 +302,24 @@ func TestSinkWritesAndDeadLettersFailures(t *testing.T) {
 	require.Eventually(t, func() bool { return sink.count("ok") == 5 }, 10*time.Second, 20*time.Millisecond)
 	require.Equal(t, 15, sink.writes["ok"][4].Sum)
 }
+
+func TestEmitAllWaitsForEveryAck(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	b, err := broker.Start(broker.Partitions(4))
+	require.NoError(t, err)
+	defer b.Close()
+	_, in, _ := sumTopology()
+	em, err := processors.NewEmitter(b.Addrs(), in)
+	require.NoError(t, err)
+	var recs []processors.Keyed[ev]
+	for i := range 50 {
+		recs = append(recs, processors.Keyed[ev]{Key: "k" + strconv.Itoa(i%7), Value: ev{ID: strconv.Itoa(i), N: i}})
+	}
+	require.NoError(t, em.EmitAll(ctx, recs))
+	// Acknowledged means readable, at once.
+	msgs, err := broker.Consume(ctx, b.Addrs(), broker.SaramaConfig("test"), "amounts")
+	require.NoError(t, err)
+	require.Len(t, msgs, 50)
+	require.NoError(t, em.Finish())
+}
