@@ -1,0 +1,406 @@
+package model
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"iter"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/aetherai/aether/event"
+)
+
+// Defaults of the training options.
+const (
+	DefaultVocabSize  = 5000
+	DefaultNeighbours = 20
+	DefaultWindow     = 5
+	DefaultSessionGap = 30 * time.Minute
+	DefaultShrinkage  = 1.0
+)
+
+// Limits of the training options.
+const (
+	// MaxVocabSize bounds VocabSize (item indices are int32 in the graph;
+	// the bound keeps the opset-16 graph's dense rows reasonable).
+	MaxVocabSize = 1 << 22
+	// MaxNeighbours bounds Neighbours.
+	MaxNeighbours = 200
+	// MaxWindow bounds Window.
+	MaxWindow = 50
+)
+
+// ErrNoEvents is returned by Train when no event is usable.
+var ErrNoEvents = errors.New("model: no usable events to train on")
+
+// TrainOption configures Train.
+type TrainOption func(*trainConfig)
+
+type trainConfig struct {
+	vocab      int
+	neighbours int
+	window     int
+	gap        time.Duration
+	shrinkage  float64
+	version    string
+	created    time.Time
+	opset      int
+}
+
+// VocabSize sets V, how many items (the most frequent, ties by product id)
+// the model knows; default 5000, at most MaxVocabSize.
+func VocabSize(v int) TrainOption { return func(c *trainConfig) { c.vocab = v } }
+
+// Neighbours sets N, how many successors the model keeps per item (the
+// highest scoring ones); default 20, at most MaxNeighbours.
+func Neighbours(n int) TrainOption { return func(c *trainConfig) { c.neighbours = n } }
+
+// Window sets how many following items of a session count as successors of
+// an item, the one at distance d with weight 1/d; default 5, at most
+// MaxWindow.
+func Window(w int) TrainOption { return func(c *trainConfig) { c.window = w } }
+
+// SessionGap sets the inactivity gap that separates a user's sessions;
+// default 30 minutes. Transitions are learnt within sessions only.
+func SessionGap(d time.Duration) TrainOption { return func(c *trainConfig) { c.gap = d } }
+
+// Shrinkage sets s in T[i][j] = C[i][j] / (sum_j C[i][j] + s), which damps
+// the scores of items seen in few transitions; default 1, s >= 0.
+func Shrinkage(s float64) TrainOption { return func(c *trainConfig) { c.shrinkage = s } }
+
+// Opset selects the ONNX opset of model.onnx, and with it the graph: 13
+// (the default) adds up candidates by sorting them, 16 with ScatterElements'
+// reduction "add". Both compute the same scores; on 2 cores the opset-16
+// graph is several times faster (see the package's benchmarks). ONNX
+// Runtime 1.24, which onnxruntime_go v1.27 requires anyway, runs both.
+func Opset(n int) TrainOption { return func(c *trainConfig) { c.opset = n } }
+
+// Version names the model (metadata.json, recommend.Model.Version);
+// default: "itemcf-" and the creation time, e.g. "itemcf-20260101T000000Z".
+func Version(v string) TrainOption { return func(c *trainConfig) { c.version = v } }
+
+// CreatedAt sets the creation time recorded in metadata.json; default the
+// wall clock when Train returns. It does not enter model.onnx.
+func CreatedAt(t time.Time) TrainOption { return func(c *trainConfig) { c.created = t } }
+
+func (c *trainConfig) validate() error {
+	switch {
+	case c.vocab < 1 || c.vocab > MaxVocabSize:
+		return fmt.Errorf("model: VocabSize must be between 1 and %d, got %d", MaxVocabSize, c.vocab)
+	case c.neighbours < 1 || c.neighbours > MaxNeighbours:
+		return fmt.Errorf("model: Neighbours must be between 1 and %d, got %d", MaxNeighbours, c.neighbours)
+	case c.window < 1 || c.window > MaxWindow:
+		return fmt.Errorf("model: Window must be between 1 and %d, got %d", MaxWindow, c.window)
+	case c.gap <= 0:
+		return fmt.Errorf("model: SessionGap must be positive, got %v", c.gap)
+	case math.IsNaN(c.shrinkage) || math.IsInf(c.shrinkage, 0) || c.shrinkage < 0:
+		return fmt.Errorf("model: Shrinkage must be a finite number >= 0, got %v", c.shrinkage)
+	case c.opset != 13 && c.opset != 16:
+		return fmt.Errorf("model: Opset must be 13 or 16, got %d", c.opset)
+	case len(c.version) > 128:
+		return fmt.Errorf("model: Version longer than 128 bytes")
+	}
+	return nil
+}
+
+// Params are the training parameters, as recorded in metadata.json.
+type Params struct {
+	VocabSize  int     `json:"vocabSize"`
+	Neighbours int     `json:"neighbours"`
+	Window     int     `json:"window"`
+	SessionGap string  `json:"sessionGap"`
+	Shrinkage  float64 `json:"shrinkage"`
+}
+
+// TrainingStats describe the data a model was trained on.
+type TrainingStats struct {
+	// Events counts the events used; Skipped those left out (missing ids
+	// or time, or a repeated EventID of the same user).
+	Events  uint64 `json:"events"`
+	Skipped uint64 `json:"skipped"`
+	Users   int    `json:"users"`
+	// Sessions counts the users' sessions (split by the session gap).
+	Sessions int `json:"sessions"`
+	// Products counts the distinct products seen, in or out of the
+	// vocabulary.
+	Products int `json:"products"`
+	// Pairs counts the distinct (item, successor) pairs seen, before each
+	// item's list is cut to Neighbours.
+	Pairs int `json:"pairs"`
+}
+
+// Model is a trained item-to-item model. It is immutable once Train
+// returns and safe for concurrent use.
+type Model struct {
+	version string
+	created time.Time
+	params  Params
+	stats   TrainingStats
+
+	vocab  []string // product id per item index, by descending count
+	index  map[string]int32
+	counts []uint64 // training events per item index
+	total  uint64   // training events, in the vocabulary or not
+
+	// Row i (i < V) lists item i's n successors, best first; row V is the
+	// padding row. Unused slots hold the sentinel index V and weight 0.
+	n      int
+	opset  int
+	nbrIdx []int32   // (V+1) x n
+	nbrW   []float32 // (V+1) x n
+
+	onnx   []byte // the encoded ModelProto, deterministic
+	sha256 string // hex SHA-256 of onnx
+}
+
+type userEvent struct {
+	at  int64 // Unix nanoseconds
+	pid int32 // interned product
+}
+
+// Train learns a model from an event history; the order of events does
+// not matter (each user's events are sorted by time). Events without a
+// user, product or time are skipped, and so are repeats of an EventID
+// already seen for the same user (client retries).
+//
+// Each user's events are split into sessions at gaps longer than
+// SessionGap. Within a session, consecutive events on the same product
+// count once, and every item i is credited with the next Window items j
+// (j != i) with weight 1/distance: C[i][j]. Rows are normalised to
+// T[i][j] = C[i][j] / (sum_j C[i][j] + Shrinkage), an estimate of "j comes
+// soon after i", and each row keeps its Neighbours best entries.
+// Only the VocabSize most frequent products are items of the model; other
+// products keep their places in a session (they count for distances) but
+// neither give nor get credit.
+//
+// Train holds the history in memory, about 16 bytes per event plus the
+// distinct ids, and its result depends on the events only, not on their
+// order.
+func Train(events iter.Seq[event.Event], opts ...TrainOption) (*Model, error) {
+	cfg := trainConfig{
+		vocab: DefaultVocabSize, neighbours: DefaultNeighbours, window: DefaultWindow,
+		gap: DefaultSessionGap, shrinkage: DefaultShrinkage, opset: DefaultOpset,
+	}
+	for _, o := range opts {
+		if o != nil {
+			o(&cfg)
+		}
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if events == nil {
+		return nil, ErrNoEvents
+	}
+
+	var (
+		stats    TrainingStats
+		pids     = map[string]int32{}
+		products []string
+		counts   []uint64
+		users    = map[string]int{}
+		history  [][]userEvent
+		seenIDs  = map[[2]string]struct{}{}
+	)
+	for e := range events {
+		if e.UserID == "" || e.ProductID == "" || e.Timestamp.IsZero() {
+			stats.Skipped++
+			continue
+		}
+		if e.EventID != "" {
+			k := [2]string{e.UserID, e.EventID}
+			if _, dup := seenIDs[k]; dup {
+				stats.Skipped++
+				continue
+			}
+			seenIDs[k] = struct{}{}
+		}
+		p, ok := pids[e.ProductID]
+		if !ok {
+			p = int32(len(products))
+			pids[e.ProductID] = p
+			products = append(products, e.ProductID)
+			counts = append(counts, 0)
+		}
+		counts[p]++
+		u, ok := users[e.UserID]
+		if !ok {
+			u = len(history)
+			users[e.UserID] = u
+			history = append(history, nil)
+		}
+		history[u] = append(history[u], userEvent{at: e.Timestamp.UnixNano(), pid: p})
+		stats.Events++
+	}
+	seenIDs = nil
+	if stats.Events == 0 {
+		return nil, ErrNoEvents
+	}
+	stats.Users = len(history)
+	stats.Products = len(products)
+
+	// Vocabulary: the most frequent products, ties by product id.
+	order := make([]int32, len(products))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(a, b int32) int {
+		if c := cmp.Compare(counts[b], counts[a]); c != 0 {
+			return c
+		}
+		return cmp.Compare(products[a], products[b])
+	})
+	v := min(cfg.vocab, len(order))
+	m := &Model{
+		version: cfg.version,
+		created: cfg.created,
+		params: Params{
+			VocabSize: cfg.vocab, Neighbours: cfg.neighbours, Window: cfg.window,
+			SessionGap: cfg.gap.String(), Shrinkage: cfg.shrinkage,
+		},
+		vocab:  make([]string, v),
+		index:  make(map[string]int32, v),
+		counts: make([]uint64, v),
+		total:  stats.Events,
+		n:      cfg.neighbours,
+		opset:  cfg.opset,
+	}
+	toItem := make([]int32, len(products)) // product -> item index, -1 outside
+	for i := range toItem {
+		toItem[i] = -1
+	}
+	for i, p := range order[:v] {
+		m.vocab[i] = products[p]
+		m.index[products[p]] = int32(i)
+		m.counts[i] = counts[p]
+		toItem[p] = int32(i)
+	}
+
+	// Co-occurrence within sessions. Users go in id order and each user's
+	// events in time order (ties by product id), so the float sums, and
+	// with them model.onnx, do not depend on the order of the input.
+	rows := make([]map[int32]float64, v)
+	gap := cfg.gap.Nanoseconds()
+	userOrder := make([]string, 0, len(users))
+	for u := range users {
+		userOrder = append(userOrder, u)
+	}
+	slices.Sort(userOrder)
+	var seq []int32
+	for _, u := range userOrder {
+		h := history[users[u]]
+		slices.SortFunc(h, func(a, b userEvent) int {
+			if c := cmp.Compare(a.at, b.at); c != 0 {
+				return c
+			}
+			return cmp.Compare(products[a.pid], products[b.pid])
+		})
+		start := 0
+		for i := 1; i <= len(h); i++ {
+			if i < len(h) && h[i].at-h[i-1].at <= gap {
+				continue
+			}
+			stats.Sessions++
+			seq = seq[:0]
+			for k, e := range h[start:i] {
+				if k > 0 && e.pid == h[start+k-1].pid {
+					continue // the same product again: view, click, cart
+				}
+				seq = append(seq, toItem[e.pid])
+			}
+			countPairs(rows, seq, cfg.window)
+			start = i
+		}
+	}
+
+	// Normalise and keep each row's best neighbours.
+	m.nbrIdx = make([]int32, (v+1)*m.n)
+	m.nbrW = make([]float32, (v+1)*m.n)
+	for i := range m.nbrIdx {
+		m.nbrIdx[i] = int32(v)
+	}
+	type entry struct {
+		j int32
+		w float64
+	}
+	var es []entry
+	for i, row := range rows {
+		if len(row) == 0 {
+			continue
+		}
+		stats.Pairs += len(row)
+		es = es[:0]
+		for j, c := range row {
+			es = append(es, entry{j, c})
+		}
+		slices.SortFunc(es, func(a, b entry) int {
+			if c := cmp.Compare(b.w, a.w); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.j, b.j)
+		})
+		sum := 0.0
+		for _, e := range es {
+			sum += e.w
+		}
+		for k, e := range es[:min(len(es), m.n)] {
+			m.nbrIdx[i*m.n+k] = e.j
+			m.nbrW[i*m.n+k] = float32(e.w / (sum + cfg.shrinkage))
+		}
+	}
+	m.stats = stats
+
+	if m.created.IsZero() {
+		m.created = time.Now()
+	}
+	m.created = m.created.UTC().Truncate(time.Second)
+	if m.version == "" {
+		m.version = "itemcf-" + m.created.Format("20060102T150405Z")
+	}
+	if err := m.encode(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// countPairs credits each item of a session with its next window items.
+func countPairs(rows []map[int32]float64, seq []int32, window int) {
+	for p, i := range seq {
+		if i < 0 {
+			continue
+		}
+		for d := 1; d <= window && p+d < len(seq); d++ {
+			j := seq[p+d]
+			if j < 0 || j == i {
+				continue
+			}
+			if rows[i] == nil {
+				rows[i] = map[int32]float64{}
+			}
+			rows[i][j] += 1 / float64(d)
+		}
+	}
+}
+
+// Version is the model's name.
+func (m *Model) Version() string { return m.version }
+
+// Created is the model's creation time.
+func (m *Model) Created() time.Time { return m.created }
+
+// SHA256 is the hex SHA-256 of the model's model.onnx.
+func (m *Model) SHA256() string { return m.sha256 }
+
+// Items is the vocabulary size V: the number of items the model knows.
+func (m *Model) Items() int { return len(m.vocab) }
+
+// Params are the training parameters.
+func (m *Model) Params() Params { return m.params }
+
+// Stats describe the training data.
+func (m *Model) Stats() TrainingStats { return m.stats }
+
+// ONNX returns the encoded ONNX model (model.onnx); do not modify it.
+func (m *Model) ONNX() []byte { return m.onnx }
