@@ -1,9 +1,10 @@
-// Package pipeline declares the sessionizer part of Aether's reference
-// recommendation pipeline on the public API:
+// Package pipeline declares Aether's reference recommendation pipeline on
+// the public API:
 //
 //	user_events_raw (7 days, personal: userId, clientIp)
 //	  -> sessionizer: sessionize -> features, table = online feature store
 //	  -> user_features_processed (30 days)
+//	  -> recommender: score with the model -> Redis cache (with a TTL)
 //
 // The demo, the tests and the benchmarks build it from here.
 package pipeline
@@ -16,7 +17,9 @@ import (
 	"github.com/aetherai/aether/event"
 	"github.com/aetherai/aether/operators"
 	"github.com/aetherai/aether/operators/features"
+	"github.com/aetherai/aether/operators/score"
 	"github.com/aetherai/aether/operators/sessionize"
+	"github.com/aetherai/aether/recommend"
 	"github.com/aetherai/aether/topology"
 )
 
@@ -25,6 +28,7 @@ const (
 	RawEvents   = "user_events_raw"
 	Features    = "user_features_processed"
 	Sessionizer = "sessionizer"
+	Recommender = "recommender"
 )
 
 // Pipeline is the declared topology with typed handles on its parts.
@@ -33,6 +37,8 @@ type Pipeline struct {
 	Raw         *topology.Stream[event.Event]
 	Features    *topology.Stream[features.Record]
 	Sessionizer *topology.Processor[features.State, event.Event, features.Record]
+	// Recommender is nil unless Config has a scorer and a cache.
+	Recommender *topology.Processor[struct{}, features.Record, recommend.Recommendations]
 }
 
 // Config tunes the pipeline; the zero value is the reference setup.
@@ -47,6 +53,11 @@ type Config struct {
 	Gap, Grace time.Duration
 	// Emit is the features output policy; nil = features' default.
 	Emit features.Option
+	// Scorer and Cache, when both set, add the recommender processor:
+	// user_features_processed -> score (top TopK, default 20) -> Cache.
+	Scorer recommend.Scorer
+	Cache  topology.Sink[recommend.Recommendations]
+	TopK   int
 }
 
 // New declares the pipeline.
@@ -80,5 +91,11 @@ func New(cfg Config) *Pipeline {
 	p := topology.AddProcessor(t, cfg.Sessionizer, raw, features.StateCodec(),
 		operators.Chain(sessionize.New[features.State](sopts...), features.New(fopts...))).
 		Emit(feats)
-	return &Pipeline{Topology: t, Raw: raw, Features: feats, Sessionizer: p}
+	pl := &Pipeline{Topology: t, Raw: raw, Features: feats, Sessionizer: p}
+	if cfg.Scorer != nil && cfg.Cache != nil {
+		pl.Recommender = topology.AddProcessor(t, Recommender, feats, nil,
+			score.New(cfg.Scorer, score.TopK(cmp.Or(cfg.TopK, 20)))).
+			Sink(cfg.Cache)
+	}
+	return pl
 }

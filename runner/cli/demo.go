@@ -1,0 +1,233 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"iter"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+	"github.com/spf13/cobra"
+
+	"github.com/aetherai/aether/broker"
+	"github.com/aetherai/aether/clickstream"
+	"github.com/aetherai/aether/event"
+	"github.com/aetherai/aether/examples/recommendations/pipeline"
+	"github.com/aetherai/aether/model"
+	"github.com/aetherai/aether/operators/cache"
+	"github.com/aetherai/aether/processors"
+	"github.com/aetherai/aether/runner"
+	"github.com/aetherai/aether/runner/config"
+)
+
+type demoFlags struct {
+	http, apiKey, redisAddr string
+	rate, users, products   int
+	history                 int
+	seed                    uint64
+	verbose                 bool
+}
+
+func demoCmd() *cobra.Command {
+	var f demoFlags
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run the whole pipeline on embedded defaults, fed by a synthetic clickstream",
+		Long: `Run the whole recommendation pipeline on one machine, with nothing to
+install: an in-process Kafka-protocol broker, an in-process Redis (or a real
+one with --redis), a model trained at start from a synthetic history, a
+synthetic clickstream of --rate events per second, and the HTTP API on
+loopback. It prints what to try with curl. Ctrl-C or SIGTERM stops it.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.apiKey == "" {
+				f.apiKey = os.Getenv("AETHER_API_KEY")
+			}
+			if f.apiKey == "" {
+				b := make([]byte, 16)
+				_, _ = rand.Read(b)
+				f.apiKey = "demo-" + hex.EncodeToString(b)
+			}
+			if f.rate < 0 {
+				return usageError{fmt.Errorf("--rate must be 0 or more")}
+			}
+			level := slog.LevelWarn
+			if f.verbose {
+				level = slog.LevelInfo
+			}
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+			return demo(cmd.Context(), cmd.OutOrStdout(), log, f)
+		},
+	}
+	cmd.Flags().StringVar(&f.http, "http", "127.0.0.1:8080", "HTTP API address")
+	cmd.Flags().StringVar(&f.apiKey, "api-key", "", "API key for the demo client (default: AETHER_API_KEY, else random, printed)")
+	cmd.Flags().StringVar(&f.redisAddr, "redis", "", "use the Redis server at this address instead of an in-process one")
+	cmd.Flags().IntVar(&f.rate, "rate", 50, "synthetic events per second (0: none)")
+	cmd.Flags().IntVar(&f.users, "users", 1000, "synthetic users")
+	cmd.Flags().IntVar(&f.products, "products", 2000, "synthetic products")
+	cmd.Flags().IntVar(&f.history, "history", 100000, "synthetic events the model is trained on")
+	cmd.Flags().Uint64Var(&f.seed, "seed", 1, "seed of the synthetic data")
+	cmd.Flags().BoolVarP(&f.verbose, "verbose", "v", false, "log the runtime's progress")
+	return cmd
+}
+
+func demo(ctx context.Context, out io.Writer, log *slog.Logger, f demoFlags) error {
+	b, err := broker.Start(broker.Partitions(8))
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	fmt.Fprintf(out, "embedded Kafka-protocol broker on %v\n", b.Addrs())
+
+	redisAddr := f.redisAddr
+	if redisAddr == "" {
+		mr, err := miniredis.Run()
+		if err != nil {
+			return err
+		}
+		defer mr.Close()
+		redisAddr = mr.Addr()
+		fmt.Fprintf(out, "in-process Redis (miniredis) on %s\n", redisAddr)
+	}
+
+	dir, err := os.MkdirTemp("", "aether-demo-model-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	start := time.Now()
+	fmt.Fprintf(out, "training the model on %d synthetic events...", f.history)
+	gen, err := clickstream.New(clickstream.Config{Users: f.users, Products: f.products, Seed: f.seed})
+	if err != nil {
+		return err
+	}
+	m, err := model.Train(history(gen, f.history), model.Version("demo-"+start.UTC().Format("20060102T150405")))
+	if err != nil {
+		return err
+	}
+	if err := m.Save(dir); err != nil {
+		return err
+	}
+	meta := m.Metadata()
+	fmt.Fprintf(out, " done in %s: %d items, sha256 %s\n", time.Since(start).Round(time.Millisecond), meta.Items, meta.SHA256)
+	scorer, err := model.Load(dir, model.ExpectSHA256(meta.SHA256))
+	if err != nil {
+		return err
+	}
+	defer scorer.Close()
+
+	cfg := &config.Config{Kafka: config.Kafka{Brokers: b.Addrs()}, Model: config.Model{Dir: dir, SHA256: meta.SHA256},
+		Redis: config.Redis{Addr: redisAddr}, HTTP: config.HTTP{Listen: f.http}}
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	rdb := redis.NewClient(&redis.Options{Addr: redisAddr, ContextTimeoutEnabled: true})
+	defer rdb.Close()
+	c, err := cache.Redis(rdb, cache.TTL(cfg.Redis.TTL), cache.KeyPrefix(cfg.Redis.KeyPrefix), cache.Registerer(reg))
+	if err != nil {
+		return err
+	}
+	run, err := runner.Start(ctx, runner.Parts{Config: cfg, Scorer: scorer, Cache: c,
+		APIKeys: map[string]string{"demo": f.apiKey}, Logger: log, Registry: reg})
+	if err != nil {
+		return err
+	}
+
+	streamDone := make(chan error, 1)
+	sctx, stopStream := context.WithCancel(ctx)
+	var firstUser atomic.Pointer[string]
+	go func() { streamDone <- clickstreamLive(sctx, b.Addrs(), run, gen, f.rate, &firstUser) }()
+	// Suggest a user the pipeline has already seen.
+	user := "user_1"
+	for deadline := time.Now().Add(10 * time.Second); f.rate > 0 && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if u := firstUser.Load(); u != nil && run.Runtime.Outcomes(pipeline.Sessionizer)["applied"] > 0 {
+			user = *u
+			break
+		}
+	}
+
+	base := "http://" + run.Addr
+	fmt.Fprintf(out, `
+Aether demo running. API key: %[2]s
+Synthetic clickstream: %[3]d events/s from %[4]d users (user_0 ... user_%[5]d).
+
+Try:
+  curl -s -H 'Authorization: Bearer %[2]s' %[1]s/v1/recommendations/%[7]s?k=5
+  curl -s -H 'Authorization: Bearer %[2]s' %[1]s/v1/features/%[7]s
+  curl -s -H 'Authorization: Bearer %[2]s' -X POST %[1]s/v1/events \
+    -d '{"userId":"me","productId":"prod_7","eventType":"click","timestamp":"%[6]s"}'
+  curl -s -H 'Authorization: Bearer %[2]s' %[1]s/v1/recommendations/me
+  curl -s %[1]s/metrics | grep aether_
+  curl -s %[1]s/readyz
+
+Ctrl-C stops the demo.
+`, base, f.apiKey, f.rate, f.users, f.users-1, time.Now().UTC().Format(time.RFC3339), user)
+
+	<-ctx.Done()
+	fmt.Fprintln(out, "stopping...")
+	stopStream()
+	err = <-streamDone
+	if serr := run.Stop(); serr != nil {
+		return serr
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "stopped cleanly")
+	return nil
+}
+
+// history yields n synthetic events: the model's training data.
+func history(gen *clickstream.Generator, n int) iter.Seq[event.Event] {
+	return func(yield func(event.Event) bool) {
+		for range n {
+			if !yield(gen.Next().Event) {
+				return
+			}
+		}
+	}
+}
+
+// clickstreamLive sends the generator's events, stamped with the current
+// time, at rate per second until ctx ends.
+func clickstreamLive(ctx context.Context, brokers []string, run *runner.Running, gen *clickstream.Generator, rate int, first *atomic.Pointer[string]) error {
+	if rate == 0 {
+		<-ctx.Done()
+		return nil
+	}
+	em, err := processors.NewEmitter(brokers, run.Pipeline.Raw)
+	if err != nil {
+		return err
+	}
+	defer em.Finish()
+	tick := time.NewTicker(time.Second / time.Duration(rate))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			r := gen.Next()
+			e := r.Event
+			e.Timestamp = time.Now().UTC()
+			if err := em.Emit(r.Key, e); err != nil {
+				return err
+			}
+			if first.Load() == nil {
+				first.Store(&r.Key)
+			}
+		}
+	}
+}

@@ -1,0 +1,152 @@
+package cli
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/spf13/cobra"
+
+	"github.com/aetherai/aether/model"
+	"github.com/aetherai/aether/operators/cache"
+	"github.com/aetherai/aether/runner"
+	"github.com/aetherai/aether/runner/config"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// overrides are the flags every command taking -c FILE accepts.
+type overrides struct {
+	file, brokers, redis, http, apiKey string
+}
+
+func (o *overrides) register(cmd *cobra.Command) {
+	cmd.Flags().StringVarP(&o.file, "config", "c", "", "pipeline YAML file (required)")
+	cmd.Flags().StringVar(&o.brokers, "brokers", "", "Kafka brokers, comma-separated (overrides kafka.brokers)")
+	cmd.Flags().StringVar(&o.redis, "redis", "", "Redis address host:port (overrides redis.addr)")
+	cmd.Flags().StringVar(&o.http, "http", "", "HTTP API address (overrides http.listen)")
+	cmd.Flags().StringVar(&o.apiKey, "api-key", "", "an API key for the client \"cli\" (added to http.apiKeys); also from AETHER_API_KEY")
+}
+
+// load reads the file and applies the flags, then validates again.
+func (o *overrides) load() (*config.Config, error) {
+	if o.file == "" {
+		return nil, usageError{fmt.Errorf("-c FILE is required")}
+	}
+	cfg, err := config.Load(o.file)
+	if err != nil {
+		return nil, err
+	}
+	if o.brokers != "" {
+		cfg.Kafka.Brokers = strings.Split(o.brokers, ",")
+	}
+	if o.redis != "" {
+		cfg.Redis.Addr = o.redis
+	}
+	if o.http != "" {
+		cfg.HTTP.Listen = o.http
+	}
+	if o.apiKey != "" {
+		if cfg.HTTP.APIKeys == nil {
+			cfg.HTTP.APIKeys = map[string]string{}
+		}
+		cfg.HTTP.APIKeys["cli"] = o.apiKey
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("config %s with flags: %w", o.file, err)
+	}
+	return cfg, nil
+}
+
+func runCmd() *cobra.Command {
+	var o overrides
+	cmd := &cobra.Command{
+		Use:   "run -c FILE",
+		Short: "Run the pipeline from a YAML file against the Kafka, Redis and model it names",
+		Long: `Run the pipeline a YAML file declares (see examples/recommendations/aether.yaml)
+against real services: the Kafka brokers, the Redis server and the ONNX model
+it names. The model is refused unless its SHA-256 is the one the file pins.
+Ctrl-C or SIGTERM stops it cleanly.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.apiKey == "" {
+				o.apiKey = os.Getenv("AETHER_API_KEY")
+			}
+			cfg, err := o.load()
+			if err != nil {
+				return err
+			}
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			return runPipeline(cmd.Context(), cmd.OutOrStdout(), log, cfg)
+		},
+	}
+	o.register(cmd)
+	return cmd
+}
+
+// runPipeline connects the parts a configuration names, runs until ctx
+// ends and stops cleanly.
+func runPipeline(ctx context.Context, out io.Writer, log *slog.Logger, cfg *config.Config) error {
+	if cfg.Model.SHA256 == "" {
+		sum, _ := fileSHA256(filepath.Join(cfg.Model.Dir, "model.onnx"))
+		return fmt.Errorf("model.sha256 is required: pin the approved model (the model in %s has sha256 %s)", cfg.Model.Dir, sum)
+	}
+	if cfg.Redis.Addr == "" {
+		return fmt.Errorf("redis.addr is required (or --redis ADDR)")
+	}
+	keys, err := cfg.HTTP.ResolveKeys()
+	if err != nil {
+		return err
+	}
+	if len(keys) == 0 {
+		return fmt.Errorf("http.apiKeys: no API key configured (add one, or pass --api-key)")
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	scorer, err := model.Load(cfg.Model.Dir, model.ExpectSHA256(cfg.Model.SHA256), model.RuntimeLibrary(cfg.Model.Library))
+	if err != nil {
+		return err
+	}
+	defer scorer.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: cfg.Redis.Addr, Username: cfg.Redis.Username, Password: cfg.Redis.Password,
+		DB: cfg.Redis.DB, ContextTimeoutEnabled: true})
+	defer rdb.Close()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis %s: %w", cfg.Redis.Addr, err)
+	}
+	c, err := cache.Redis(rdb, cache.TTL(cfg.Redis.TTL), cache.KeyPrefix(cfg.Redis.KeyPrefix), cache.Registerer(reg))
+	if err != nil {
+		return err
+	}
+	run, err := runner.Start(ctx, runner.Parts{Config: cfg, Scorer: scorer, Cache: c, APIKeys: keys, Logger: log, Registry: reg})
+	if err != nil {
+		return err
+	}
+	m := scorer.Model()
+	fmt.Fprintf(out, "pipeline running: HTTP API on http://%s, model %s (sha256 %s), Kafka %v, Redis %s\n",
+		run.Addr, m.Version, m.SHA256, cfg.Kafka.Brokers, cfg.Redis.Addr)
+	<-ctx.Done()
+	fmt.Fprintln(out, "stopping")
+	return run.Stop()
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}

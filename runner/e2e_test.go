@@ -1,0 +1,353 @@
+package runner_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/aetherai/aether/broker"
+	"github.com/aetherai/aether/clickstream"
+	"github.com/aetherai/aether/event"
+	"github.com/aetherai/aether/model"
+	"github.com/aetherai/aether/recommend"
+)
+
+// The end-to-end test runs the runner binary as separate processes
+// (`runner broker`, `runner run`), feeds them with kcat, a real Kafka
+// client, and reads answers over HTTP and from the real redis-server.
+
+func need(t *testing.T, what string, ok bool, how string) {
+	t.Helper()
+	if ok {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s is required in CI: %s", what, how)
+	}
+	t.Skipf("%s is missing (%s); CI installs it", what, how)
+}
+
+func needONNX(t *testing.T) {
+	t.Helper()
+	lib, _ := model.DefaultRuntimeLibrary()
+	_, err := os.Stat(lib)
+	need(t, "the ONNX Runtime library ("+lib+")", err == nil, model.InstallCommand)
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func buildRunner(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "runner")
+	out, err := exec.Command("go", "build", "-o", bin, "./cmd/runner").CombinedOutput()
+	require.NoError(t, err, string(out))
+	return bin
+}
+
+// process is a runner subprocess whose output is collected.
+type process struct {
+	cmd *exec.Cmd
+	out *lockedBuffer
+}
+
+type lockedBuffer struct {
+	ch  chan string
+	all bytes.Buffer
+}
+
+func start(t *testing.T, bin string, env []string, args ...string) *process {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	r, w := io.Pipe()
+	cmd.Stdout, cmd.Stderr = w, w
+	require.NoError(t, cmd.Start())
+	p := &process{cmd: cmd, out: &lockedBuffer{ch: make(chan string, 1000)}}
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			select {
+			case p.out.ch <- sc.Text():
+			default:
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+		}
+		w.Close()
+	})
+	return p
+}
+
+// waitLine waits for a line containing want and returns it.
+func (p *process) waitLine(t *testing.T, want string, within time.Duration) string {
+	t.Helper()
+	deadline := time.After(within)
+	var seen []string
+	for {
+		select {
+		case line := <-p.out.ch:
+			seen = append(seen, line)
+			if strings.Contains(line, want) {
+				return line
+			}
+		case <-deadline:
+			t.Fatalf("no line with %q within %s; output:\n%s", want, within, strings.Join(seen, "\n"))
+		}
+	}
+}
+
+func trainModel(t *testing.T, dir string) string {
+	t.Helper()
+	gen, err := clickstream.New(clickstream.Config{Users: 300, Products: 500, Seed: 3})
+	require.NoError(t, err)
+	m, err := model.Train(func(yield func(event.Event) bool) {
+		for range 20000 {
+			if !yield(gen.Next().Event) {
+				return
+			}
+		}
+	}, model.Version("e2e"))
+	require.NoError(t, err)
+	require.NoError(t, m.Save(dir))
+	return m.Metadata().SHA256
+}
+
+func writeConfig(t *testing.T, dir, brokerAddr, httpAddr, modelDir, sha, prefix string) string {
+	t.Helper()
+	p := filepath.Join(dir, "aether.yaml")
+	require.NoError(t, os.WriteFile(p, []byte(fmt.Sprintf(`
+kafka:
+  brokers: [%s]
+  partitions: 4
+redis:
+  addr: 127.0.0.1:6379
+  ttl: 10m
+  keyPrefix: "%s"
+model:
+  dir: %s
+  sha256: %s
+http:
+  listen: %s
+  apiKeys:
+    e2e-shop: env:E2E_KEY
+sessions:
+  gap: 30m
+  emitInterval: 1s
+`, brokerAddr, prefix, modelDir, sha, httpAddr)), 0o600))
+	return p
+}
+
+func kcatProduce(t *testing.T, brokerAddr, topic string, lines []string) {
+	t.Helper()
+	cmd := exec.Command("kcat", "-b", brokerAddr, "-t", topic, "-P", "-K", "\t")
+	cmd.Stdin = strings.NewReader(strings.Join(lines, "\n") + "\n")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, string(out))
+}
+
+func kcatCount(t *testing.T, brokerAddr, topic string) int {
+	t.Helper()
+	out, err := exec.Command("kcat", "-b", brokerAddr, "-t", topic, "-C", "-e", "-o", "beginning", "-q", "-f", "%o\n").Output()
+	if err != nil {
+		return 0
+	}
+	return strings.Count(string(out), "\n")
+}
+
+func get(t *testing.T, url, key string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, b
+}
+
+func TestRunnerEndToEnd(t *testing.T) {
+	_, kcatErr := exec.LookPath("kcat")
+	need(t, "kcat", kcatErr == nil, "apt-get install -y kcat")
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	defer rdb.Close()
+	need(t, "redis-server on 127.0.0.1:6379", rdb.Ping(context.Background()).Err() == nil,
+		`redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no`)
+	needONNX(t)
+
+	bin := buildRunner(t)
+	dir := t.TempDir()
+	modelDir := filepath.Join(dir, "model")
+	sha := trainModel(t, modelDir)
+	brokerAddr, httpAddr := freePort(t), freePort(t)
+	prefix := fmt.Sprintf("aether:e2e:%d:", time.Now().UnixNano())
+	t.Cleanup(func() {
+		keys, _ := rdb.Keys(context.Background(), prefix+"*").Result()
+		if len(keys) > 0 {
+			rdb.Del(context.Background(), keys...)
+		}
+	})
+	const key = "e2e-secret-key"
+	env := []string{"E2E_KEY=" + key}
+
+	b := start(t, bin, nil, "broker", "--listen", brokerAddr, "--partitions", "4")
+	b.waitLine(t, "broker listening", 30*time.Second)
+
+	// A model whose SHA-256 is not the pinned one is refused at start.
+	bad := writeConfig(t, t.TempDir(), brokerAddr, freePort(t), modelDir, strings.Repeat("0", 64), prefix)
+	refuse := exec.Command(bin, "run", "-c", bad)
+	refuse.Env = append(os.Environ(), env...)
+	out, err := refuse.CombinedOutput()
+	require.Error(t, err)
+	require.Contains(t, string(out), "SHA-256 mismatch: expected "+strings.Repeat("0", 64))
+	require.Contains(t, string(out), sha, "the error names the actual SHA-256")
+
+	cfgPath := writeConfig(t, dir, brokerAddr, httpAddr, modelDir, sha, prefix)
+	r := start(t, bin, env, "run", "-c", cfgPath)
+	r.waitLine(t, "pipeline running", 90*time.Second)
+	base := "http://" + httpAddr
+
+	// Events from a real Kafka client, malformed ones among them.
+	now := time.Now().UTC()
+	var lines []string
+	for i := range 30 {
+		e := event.Event{UserID: "kcat_user", ProductID: fmt.Sprintf("prod_%d", i%7), EventType: event.Click,
+			Timestamp: now.Add(time.Duration(i) * time.Second), EventID: fmt.Sprintf("k%d", i)}
+		js, _ := json.Marshal(e)
+		lines = append(lines, "kcat_user\t"+string(js))
+	}
+	lines = append(lines, "kcat_user\t{not json", "kcat_user\t{\"userId\":\"kcat_user\"}")
+	kcatProduce(t, brokerAddr, "user_events_raw", lines)
+	require.Eventually(t, func() bool { return kcatCount(t, brokerAddr, "user_events_raw.dlq") == 2 }, 30*time.Second, 200*time.Millisecond,
+		"the two malformed events are dead-lettered")
+
+	// The recommender scores the user's features and caches them in Redis.
+	var cached recommend.Recommendations
+	require.Eventually(t, func() bool {
+		v, err := rdb.Get(context.Background(), prefix+"kcat_user").Result()
+		if err != nil {
+			return false
+		}
+		return json.Unmarshal([]byte(v), &cached) == nil
+	}, 60*time.Second, 200*time.Millisecond, "recommendations for kcat_user reach Redis")
+	require.Equal(t, sha, cached.Model.SHA256)
+	require.NotEmpty(t, cached.Items)
+	var cursor uint64
+	for {
+		keys, next, err := rdb.Scan(context.Background(), cursor, prefix+"*", 100).Result()
+		require.NoError(t, err)
+		for _, k := range keys {
+			ttl, err := rdb.TTL(context.Background(), k).Result()
+			require.NoError(t, err)
+			require.Greater(t, ttl, time.Duration(0), "key %s has a TTL", k)
+		}
+		if cursor = next; cursor == 0 {
+			break
+		}
+	}
+	code, body := get(t, base+"/v1/recommendations/kcat_user?k=5", key)
+	require.Equal(t, http.StatusOK, code, string(body))
+	var ans recommend.Recommendations
+	require.NoError(t, json.Unmarshal(body, &ans))
+	require.Equal(t, recommend.FromCache, ans.Source)
+	require.Equal(t, sha, ans.Model.SHA256)
+
+	// A new user's 20 events over HTTP, then two GETs: inference, then cache.
+	var batch []event.Event
+	for i := range 20 {
+		batch = append(batch, event.Event{UserID: "http_user", ProductID: fmt.Sprintf("prod_%d", i%9), EventType: event.Click,
+			Timestamp: now.Add(time.Duration(i) * time.Second), EventID: fmt.Sprintf("h%d", i)})
+	}
+	js, _ := json.Marshal(batch)
+	req, _ := http.NewRequest(http.MethodPost, base+"/v1/events", bytes.NewReader(js))
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	accepted, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusAccepted, resp.StatusCode, string(accepted))
+	require.JSONEq(t, `{"accepted":20}`, string(accepted))
+	require.Eventually(t, func() bool {
+		code, body := get(t, base+"/v1/features/http_user", key)
+		var rec struct {
+			EventsTotal int `json:"eventsTotal"`
+		}
+		return code == 200 && json.Unmarshal(body, &rec) == nil && rec.EventsTotal == 20
+	}, 30*time.Second, 100*time.Millisecond, "the feature store has all 20 events")
+	// The recommender may have cached an answer already: start from a miss.
+	rdb.Del(context.Background(), prefix+"http_user")
+	code, body = get(t, base+"/v1/recommendations/http_user", key)
+	require.Equal(t, 200, code, string(body))
+	var first, second recommend.Recommendations
+	require.NoError(t, json.Unmarshal(body, &first))
+	code, body = get(t, base+"/v1/recommendations/http_user", key)
+	require.Equal(t, 200, code, string(body))
+	require.NoError(t, json.Unmarshal(body, &second))
+	require.Equal(t, recommend.FromInference, first.Source)
+	require.Equal(t, recommend.FromCache, second.Source)
+	require.Equal(t, first.Items, second.Items)
+	require.Equal(t, sha, first.Model.SHA256)
+	require.Equal(t, sha, second.Model.SHA256)
+
+	// An unknown user gets the popular items.
+	code, body = get(t, base+"/v1/recommendations/nobody?k=3", key)
+	require.Equal(t, 200, code)
+	require.NoError(t, json.Unmarshal(body, &ans))
+	require.Equal(t, recommend.FromFallback, ans.Source)
+	require.Len(t, ans.Items, 3)
+
+	// The broker package can read what kcat wrote (same protocol, other client).
+	msgs, err := broker.Consume(context.Background(), []string{brokerAddr}, broker.SaramaConfig("e2e"), "user_events_raw")
+	require.NoError(t, err)
+	require.Len(t, msgs, 32+20)
+}
+
+// TestDemoAnswersWithModelScoredItems runs `runner demo` as a user would and
+// asks for the suggested user's recommendations until the model answers.
+func TestDemoAnswersWithModelScoredItems(t *testing.T) {
+	needONNX(t)
+	bin := buildRunner(t)
+	httpAddr := freePort(t)
+	d := start(t, bin, nil, "demo", "--http", httpAddr, "--api-key", "demo-key", "--rate", "200")
+	line := d.waitLine(t, "/v1/recommendations/", 60*time.Second)
+	url := strings.Fields(line)[len(strings.Fields(line))-1]
+	require.True(t, strings.HasPrefix(url, "http://"+httpAddr+"/v1/recommendations/user_"), line)
+	var ans recommend.Recommendations
+	require.Eventually(t, func() bool {
+		code, body := get(t, url, "demo-key")
+		return code == 200 && json.Unmarshal(body, &ans) == nil && ans.Source != recommend.FromFallback
+	}, 60*time.Second, 250*time.Millisecond, "the demo answers from the model")
+	require.Len(t, ans.Items, 5)
+	require.Len(t, ans.Model.SHA256, 64)
+	require.NoError(t, d.cmd.Process.Signal(os.Interrupt))
+	d.waitLine(t, "stopped cleanly", 30*time.Second)
+}
