@@ -509,3 +509,14 @@ func (r *Runtime) Start(ctx context.Context) (stop func() error, err error) {
 	}
 	return stop, nil
 }
+
+// Ready reports, without waiting, whether every processor has recovered
+// its tables and is processing.
+func (r *Runtime) Ready() bool {
+	for _, p := range r.procs {
+		if !p.gp.Recovered() {
+			return false
+		}
+	}
+	return true
+}
