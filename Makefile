@@ -1,23 +1,35 @@
-# Aether's everyday commands. `make test` is the README's test command.
+# Aether's everyday commands. `make demo` and `make test` are the README's
+# two set-up commands; both install the ONNX Runtime library first if it is
+# missing (scripts/onnxruntime.sh, from the npm package onnxruntime-node).
 GO ?= go
+ONNX = $(shell bash scripts/onnxruntime.sh | tail -1)
 
-.PHONY: demo test examples bench bench-pipeline check
+.PHONY: demo test onnxruntime examples bench bench-pipeline bench-serve check runner
 
-demo:
-	$(GO) run ./examples/recommendations
+onnxruntime:
+	@bash scripts/onnxruntime.sh
 
-test:
-	$(GO) test -race -count=1 -timeout 20m ./...
+demo: onnxruntime
+	ONNXRUNTIME_SHARED_LIBRARY_PATH=$(ONNX) $(GO) run ./runner/cmd/runner demo
+
+test: onnxruntime
+	ONNXRUNTIME_SHARED_LIBRARY_PATH=$(ONNX) $(GO) test -race -count=1 -timeout 20m ./...
+
+runner:
+	$(GO) build -o bin/runner ./runner/cmd/runner
 
 examples:
 	$(GO) run ./examples/recommendations -check
 	$(GO) run ./examples/trending -check
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./operators/... ./internal/...
+bench: onnxruntime
+	ONNXRUNTIME_SHARED_LIBRARY_PATH=$(ONNX) $(GO) test -run '^$$' -bench . -benchmem ./operators/... ./internal/... ./model/...
 
 bench-pipeline:
 	$(GO) run ./bench/cmd/aether-bench pipeline
 
+bench-serve: onnxruntime
+	ONNXRUNTIME_SHARED_LIBRARY_PATH=$(ONNX) $(GO) run ./bench/cmd/aether-bench serve
+
 check:
-	gofmt -l . && $(GO) vet ./... && $(GO) mod tidy && git diff --exit-code go.mod go.sum
+	test -z "$$(gofmt -l .)" && $(GO) vet ./... && $(GO) mod tidy && git diff --exit-code go.mod go.sum
