@@ -72,13 +72,13 @@ func (e *Event) ValidateAt(now time.Time) error {
 		return fmt.Errorf("%w: userId is required", ErrInvalid)
 	case len(e.UserID) > MaxIDLen:
 		return fmt.Errorf("%w: userId longer than %d bytes", ErrInvalid, MaxIDLen)
-	case !printable(e.UserID):
+	case !Printable(e.UserID):
 		return fmt.Errorf("%w: userId contains control characters or invalid UTF-8", ErrInvalid)
 	case e.ProductID == "":
 		return fmt.Errorf("%w: productId is required", ErrInvalid)
 	case len(e.ProductID) > MaxIDLen:
 		return fmt.Errorf("%w: productId longer than %d bytes", ErrInvalid, MaxIDLen)
-	case !printable(e.ProductID):
+	case !Printable(e.ProductID):
 		return fmt.Errorf("%w: productId contains control characters or invalid UTF-8", ErrInvalid)
 	case e.EventType.Index() < 0:
 		return fmt.Errorf("%w: eventType %q is not one of view, click, add_to_cart, purchase", ErrInvalid, truncate(string(e.EventType)))
@@ -88,13 +88,15 @@ func (e *Event) ValidateAt(now time.Time) error {
 		return fmt.Errorf("%w: timestamp %s is more than %s in the future", ErrInvalid, e.Timestamp.UTC().Format(time.RFC3339), MaxFutureSkew)
 	case len(e.EventID) > MaxIDLen:
 		return fmt.Errorf("%w: eventId longer than %d bytes", ErrInvalid, MaxIDLen)
-	case !printable(e.EventID):
+	case !Printable(e.EventID):
 		return fmt.Errorf("%w: eventId contains control characters or invalid UTF-8", ErrInvalid)
 	}
 	return nil
 }
 
-func printable(s string) bool {
+// Printable reports whether s is valid UTF-8 without control characters,
+// the rule for every id: ids appear in keys, logs and URLs.
+func Printable(s string) bool {
 	if !utf8.ValidString(s) {
 		return false
 	}

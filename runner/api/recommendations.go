@@ -5,8 +5,6 @@ import (
 	"math"
 	"net/http"
 	"strconv"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/aetherai/aether/event"
 	"github.com/aetherai/aether/operators/features"
@@ -141,7 +139,7 @@ func (s *Server) pathUserID(w http.ResponseWriter, r *http.Request) (string, boo
 		msg = "userId is required"
 	case len(id) > event.MaxIDLen:
 		msg = "invalid userId: longer than " + strconv.Itoa(event.MaxIDLen) + " bytes"
-	case !printable(id):
+	case !event.Printable(id):
 		msg = "invalid userId: contains control characters or invalid UTF-8"
 	default:
 		return id, true
@@ -178,20 +176,6 @@ func firstK(items []recommend.Item, k int) []recommend.Item {
 func finite(items []recommend.Item) bool {
 	for _, it := range items {
 		if f := float64(it.Score); math.IsNaN(f) || math.IsInf(f, 0) {
-			return false
-		}
-	}
-	return true
-}
-
-// printable is event's rule for ids: valid UTF-8 without control
-// characters.
-func printable(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if unicode.IsControl(r) {
 			return false
 		}
 	}
