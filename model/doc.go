@@ -49,11 +49,12 @@
 // contributions to the same item from different recent items. Two graphs
 // do that (the Opset option):
 //
-//   - opset 13, the default: opset 13 has no scatter-add, so the graph
-//     sorts the candidates by item index (TopK with k = L x N) and sums runs
-//     of equal indices with cumulative sums. Sorting is most of its cost.
-//   - opset 16: ScatterElements with reduction "add" into a dense
-//     [batch, V+1] row, then TopK: Gather, Mul, ScatterElements, TopK.
+//   - opset 16, the default: ScatterElements with reduction "add" into a
+//     dense [batch, V+1] row, then TopK: Gather, Mul, ScatterElements, TopK.
+//   - opset 13, for runtimes older than opset 16: opset 13 has no
+//     scatter-add, so the graph sorts the candidates by item index (TopK
+//     with k = L x N) and sums runs of equal indices with cumulative sums.
+//     Sorting is most of its cost: three times slower.
 //
 // Both compute the same scores. The graph is deterministic in the training
 // data and parameters: the version and creation time live in metadata.json

@@ -3,6 +3,8 @@
 //	go run ./bench/cmd/aether-bench pipeline                       # full run (~2-3 min on 2 cores)
 //	go run ./bench/cmd/aether-bench pipeline -events 20000 -rounds 1   # smoke test
 //	go run ./bench/cmd/aether-bench pipeline -cpuprofile cpu.out   # profile the aether variant
+//	go run ./bench/cmd/aether-bench serve                          # serving: inference, HTTP cache hits, redis-benchmark (~1 min)
+//	go run ./bench/cmd/aether-bench serve -users 200 -duration 1s  # smoke test
 //
 // Flags may be written with one dash (-events) or two (--events). Progress
 // goes to stderr; the last line on stdout is one JSON object with the
@@ -43,6 +45,7 @@ func newRoot() *cobra.Command {
 		SilenceErrors: false,
 	}
 	root.AddCommand(newPipeline())
+	root.AddCommand(newServe())
 	return root
 }
 
