@@ -105,7 +105,7 @@ type Config struct {
 	// OutOfOrderMax bounds the out-of-order shift. Default 90s.
 	OutOfOrderMax time.Duration
 	// Duplicate is the fraction of records that repeat a recent earlier
-	// event (one of the last 8), same EventID and bytes, as a client retry
+	// event (one of the last 4), same EventID and bytes, as a client retry
 	// would.
 	Duplicate float64
 	// Malformed is the fraction of records whose bytes are not a valid event

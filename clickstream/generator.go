@@ -69,8 +69,8 @@ const (
 	favourRecent = 0.8
 	// dupWindow is how many recent events duplicates are drawn from: a
 	// client retries what it sent moments ago. It is below the runtime's
-	// per-key event-ID window (16), so every retry is recognisable.
-	dupWindow = 8
+	// default per-key event-ID window (8), so every retry is recognisable.
+	dupWindow = 4
 	// zipfRetries bounds redraws when a popularity draw must avoid the
 	// current successor list.
 	zipfRetries = 16
@@ -275,7 +275,7 @@ func (g *Generator) Expected() map[string]uint64 {
 // Next returns the next record. Fresh events (Valid, OutOfOrder, and the
 // events Malformed records are made from) come in global event-time order,
 // users interleaved, apart from the shifted times of OutOfOrder records;
-// duplicates repeat one of the last 8 Valid or OutOfOrder events.
+// duplicates repeat one of the last 4 Valid or OutOfOrder events.
 func (g *Generator) Next() Record {
 	u := g.rng.Float64()
 	switch {

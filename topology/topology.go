@@ -122,13 +122,14 @@ func (p *ProcessorSpec) DeadLetterStream(in StreamSpec) StreamSpec {
 
 // Processor is a typed handle on a processor being declared.
 type Processor[S, In, Out any] struct {
-	t       *Topology
-	spec    *ProcessorSpec
-	chain   operators.Operator[S, In, Out]
-	table   codec.Codec[S]
-	inputs  []*Stream[In]
-	outputs []*Stream[Out]
-	sinks   []engine.Sink[Out]
+	idWindow int
+	t        *Topology
+	spec     *ProcessorSpec
+	chain    operators.Operator[S, In, Out]
+	table    codec.Codec[S]
+	inputs   []*Stream[In]
+	outputs  []*Stream[Out]
+	sinks    []engine.Sink[Out]
 }
 
 // AddProcessor declares a processor called name that consumes input, runs
@@ -189,6 +190,19 @@ func (p *Processor[S, In, Out]) Sink(s Sink[Out]) *Processor[S, In, Out] {
 	return p
 }
 
+// DedupeWindow sets how many recent event IDs per key the processor
+// remembers (inputs declaring EventID): a retry is skipped while fewer than
+// n other events of the key were applied since the original. Default 8;
+// each ID adds 4 bytes to every table write.
+func (p *Processor[S, In, Out]) DedupeWindow(n int) *Processor[S, In, Out] {
+	if n < 1 {
+		p.t.errs = append(p.t.errs, fmt.Errorf("processor %q: dedupe window %d: must be at least 1", p.spec.Name, n))
+		return p
+	}
+	p.idWindow = n
+	return p
+}
+
 // Lookup declares that the chain reads other processors' tables.
 func (p *Processor[S, In, Out]) Lookup(tables ...TableRef) *Processor[S, In, Out] {
 	for _, t := range tables {
@@ -210,7 +224,7 @@ func (p *Processor[S, In, Out]) Table() *Table[S] {
 func (p *Processor[S, In, Out]) Spec() *ProcessorSpec { return p.spec }
 
 func (p *Processor[S, In, Out]) node() engine.Node {
-	spec := engine.Spec[S, In, Out]{Chain: p.chain, Table: p.table, Sinks: p.sinks}
+	spec := engine.Spec[S, In, Out]{Chain: p.chain, Table: p.table, Sinks: p.sinks, IDWindow: p.idWindow}
 	for _, in := range p.inputs {
 		b := in.Binding()
 		spec.Inputs = append(spec.Inputs, engine.Input[In]{Topic: in.Name(), Codec: b.Codec, EventTime: b.EventTime, EventID: b.EventID, Validate: b.Validate})

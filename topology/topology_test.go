@@ -112,6 +112,11 @@ func TestValidateNamesTheNode(t *testing.T) {
 			top.Source(raw)
 			topology.AddProcessor(top, "a", raw, codec.JSON[count](), operators.Chain(counter("c"), counter("c")))
 		}, `processor "a": operator name "c" used twice in one chain`},
+		"dedupe window": {func(top *topology.Topology) {
+			raw := topology.NewStream("raw", codec.JSON[click]())
+			top.Source(raw)
+			topology.AddProcessor(top, "a", raw, codec.JSON[count](), counter("c")).DedupeWindow(0)
+		}, `processor "a": dedupe window 0: must be at least 1`},
 		"unknown lookup": {func(top *topology.Topology) {
 			raw := topology.NewStream("raw", codec.JSON[click]())
 			top.Source(raw)

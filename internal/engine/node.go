@@ -150,8 +150,11 @@ type Spec[S, In, Out any] struct {
 	IDWindow int
 }
 
-// DefaultIDWindow is the number of recent event IDs remembered per key.
-const DefaultIDWindow = 16
+// DefaultIDWindow is the number of recent event IDs remembered per key: a
+// retry is recognised while fewer than that many other events of the key
+// were applied since the original. Each ID costs 4 bytes in every table
+// write, which the pipeline benchmark shows (see bench/README.md).
+const DefaultIDWindow = 8
 
 // New returns the node for spec.
 func New[S, In, Out any](spec Spec[S, In, Out]) Node {
