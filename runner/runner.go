@@ -21,6 +21,7 @@ import (
 	"github.com/aetherai/aether/examples/recommendations/pipeline"
 	"github.com/aetherai/aether/operators/cache"
 	"github.com/aetherai/aether/operators/features"
+	"github.com/aetherai/aether/operators/score"
 	"github.com/aetherai/aether/processors"
 	"github.com/aetherai/aether/recommend"
 	"github.com/aetherai/aether/runner/api"
@@ -92,7 +93,13 @@ func Start(ctx context.Context, p Parts) (run *Running, err error) {
 		reg = prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
-	pl := Declare(cfg, p.Scorer, p.Cache)
+	// One batcher for the recommender's partitions and the API's misses:
+	// concurrent scoring calls share inferences.
+	scorer := p.Scorer
+	if scorer != nil {
+		scorer = score.Batched(scorer, score.DefaultMaxBatch)
+	}
+	pl := Declare(cfg, scorer, p.Cache)
 	run = &Running{Pipeline: pl}
 	defer func() {
 		if err != nil {
@@ -139,7 +146,7 @@ func Start(ctx context.Context, p Parts) (run *Running, err error) {
 	srv, err := api.New(api.Config{
 		Events:     eventSink{em},
 		Features:   featureStore{view},
-		Scorer:     p.Scorer,
+		Scorer:     scorer,
 		Cache:      p.Cache,
 		APIKeys:    keys,
 		Logger:     log,

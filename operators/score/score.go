@@ -3,7 +3,7 @@
 // processor (state struct{}) that reads the feature records the features
 // operator emits (user_features_processed), keyed by user.
 //
-// The operator For each features.Record it asks the
+// For each features.Record the operator asks the
 // recommend.Scorer for the record's top k items and emits one
 // recommend.Recommendations: the record's user, the items (possibly none,
 // for a user whose recent items the model does not know), the scorer's
@@ -12,10 +12,9 @@
 // values).
 //
 // It scores one record per call, as the operator contract hands it one
-// record at a time. A Scorer batches the records of one call into one
-// inference, so throughput would come from a batching stage that collects
-// records across calls (a BatchScorer wrapping the Scorer) later; the
-// model's benchmarks show what batching gains.
+// record at a time; wrap the scorer with Batched to merge the calls that
+// the processor's partitions (and any other users of the scorer) make at
+// the same time into one inference.
 //
 // A scorer error fails the record: the runtime dead-letters it with the
 // reason and goes on. Nothing falls back to popular items here; serving
