@@ -25,7 +25,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(brokerCmd(), describeCmd(), runCmd(), demoCmd())
+	root.AddCommand(brokerCmd(), describeCmd(), runCmd(), demoCmd(), trainCmd())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := root.ExecuteContext(ctx); err != nil {

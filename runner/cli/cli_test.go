@@ -2,6 +2,10 @@ package cli_test
 
 import (
 	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -34,4 +38,31 @@ func TestUsageErrors(t *testing.T) {
 	code, _, stderr = run("nope")
 	require.Equal(t, 1, code)
 	require.Contains(t, stderr, `unknown command "nope"`)
+}
+
+func TestTrain(t *testing.T) {
+	dir := t.TempDir()
+	events := filepath.Join(dir, "events.jsonl")
+	var lines []string
+	for i := range 200 {
+		lines = append(lines, fmt.Sprintf(`{"userId":"u%d","productId":"prod_%d","eventType":"click","timestamp":"2026-01-01T00:%02d:%02dZ"}`, i%10, i%17, i/60, i%60))
+	}
+	require.NoError(t, os.WriteFile(events, []byte(strings.Join(lines, "\n")+"\n"), 0o600))
+	code, out, stderr := run("train", "--events", events, "-o", filepath.Join(dir, "m"))
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, out, "trained on 200 events (10 users")
+	require.Regexp(t, `model.sha256: [0-9a-f]{64}\n`, out)
+	for _, f := range []string{"model.onnx", "vocab.json", "metadata.json"} {
+		_, err := os.Stat(filepath.Join(dir, "m", f))
+		require.NoError(t, err, f)
+	}
+
+	require.NoError(t, os.WriteFile(events, []byte(lines[0]+"\n{\"userId\":1}\n"), 0o600))
+	code, _, stderr = run("train", "--events", events, "-o", filepath.Join(dir, "m2"))
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "runner: line 2: ")
+
+	code, _, stderr = run("train", "-o", dir)
+	require.Equal(t, 2, code)
+	require.Equal(t, "runner: train: give -o DIR and one of --events FILE or --synthetic N\n", stderr)
 }

@@ -24,7 +24,7 @@ import (
 
 // overrides are the flags every command taking -c FILE accepts.
 type overrides struct {
-	file, brokers, redis, http, apiKey string
+	file, brokers, redis, http, apiKey, modelSHA string
 }
 
 func (o *overrides) register(cmd *cobra.Command) {
@@ -33,6 +33,7 @@ func (o *overrides) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&o.redis, "redis", "", "Redis address host:port (overrides redis.addr)")
 	cmd.Flags().StringVar(&o.http, "http", "", "HTTP API address (overrides http.listen)")
 	cmd.Flags().StringVar(&o.apiKey, "api-key", "", "an API key for the client \"cli\" (added to http.apiKeys); also from AETHER_API_KEY")
+	cmd.Flags().StringVar(&o.modelSHA, "model-sha256", "", "the approved model's SHA-256 (overrides model.sha256)")
 }
 
 // load reads the file and applies the flags, then validates again.
@@ -52,6 +53,9 @@ func (o *overrides) load() (*config.Config, error) {
 	}
 	if o.http != "" {
 		cfg.HTTP.Listen = o.http
+	}
+	if o.modelSHA != "" {
+		cfg.Model.SHA256 = o.modelSHA
 	}
 	if o.apiKey != "" {
 		if cfg.HTTP.APIKeys == nil {
