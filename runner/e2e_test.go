@@ -160,7 +160,9 @@ http:
     e2e-shop: env:E2E_KEY
 sessions:
   gap: 30m
-  emitInterval: 1s
+  # One feature record per session start, then none for an hour: the test
+  # controls when the recommender writes the cache.
+  emitInterval: 1h
 `, brokerAddr, prefix, modelDir, sha, httpAddr)), 0o600))
 	return p
 }
@@ -303,7 +305,11 @@ func TestRunnerEndToEnd(t *testing.T) {
 		}
 		return code == 200 && json.Unmarshal(body, &rec) == nil && rec.EventsTotal == 20
 	}, 30*time.Second, 100*time.Millisecond, "the feature store has all 20 events")
-	// The recommender may have cached an answer already: start from a miss.
+	// The recommender caches the session's first record; once it has, it
+	// writes nothing more for an hour. Start from a miss.
+	require.Eventually(t, func() bool {
+		return rdb.Exists(context.Background(), prefix+"http_user").Val() == 1
+	}, 30*time.Second, 50*time.Millisecond, "the recommender cached the session's start")
 	rdb.Del(context.Background(), prefix+"http_user")
 	code, body = get(t, base+"/v1/recommendations/http_user", key)
 	require.Equal(t, 200, code, string(body))

@@ -26,6 +26,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(brokerCmd(), describeCmd(), runCmd(), demoCmd(), trainCmd())
+	root.AddCommand(evalCmd())
+	root.AddCommand(modelCmd())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := root.ExecuteContext(ctx); err != nil {

@@ -2,19 +2,15 @@ package cli
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
-	"github.com/aetherai/aether/model"
 	"github.com/aetherai/aether/operators/cache"
 	"github.com/aetherai/aether/runner"
 	"github.com/aetherai/aether/runner/config"
@@ -76,8 +72,10 @@ func runCmd() *cobra.Command {
 		Short: "Run the pipeline from a YAML file against the Kafka, Redis and model it names",
 		Long: `Run the pipeline a YAML file declares (see examples/recommendations/aether.yaml)
 against real services: the Kafka brokers, the Redis server and the ONNX model
-it names. The model is refused unless its SHA-256 is the one the file pins.
-Ctrl-C or SIGTERM stops it cleanly.`,
+it names (model.dir, or model.uri: file:// or s3://). The model is refused
+unless its SHA-256 is the one the file pins (model.sha256) and, when the file
+names an approved-models manifest (model.manifest, see runner model approve),
+is approved there. Ctrl-C or SIGTERM stops it cleanly.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.apiKey == "" {
@@ -98,10 +96,6 @@ Ctrl-C or SIGTERM stops it cleanly.`,
 // runPipeline connects the parts a configuration names, runs until ctx
 // ends and stops cleanly.
 func runPipeline(ctx context.Context, out io.Writer, log *slog.Logger, cfg *config.Config) error {
-	if cfg.Model.SHA256 == "" {
-		sum, _ := fileSHA256(filepath.Join(cfg.Model.Dir, "model.onnx"))
-		return fmt.Errorf("model.sha256 is required: pin the approved model (the model in %s has sha256 %s)", cfg.Model.Dir, sum)
-	}
 	if cfg.Redis.Addr == "" {
 		return fmt.Errorf("redis.addr is required (or --redis ADDR)")
 	}
@@ -115,7 +109,9 @@ func runPipeline(ctx context.Context, out io.Writer, log *slog.Logger, cfg *conf
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	scorer, err := model.Load(cfg.Model.Dir, model.ExpectSHA256(cfg.Model.SHA256), model.RuntimeLibrary(cfg.Model.Library))
+	// The model: fetched (model.uri), pinned (model.sha256) and approved
+	// (model.manifest) before Redis and Kafka are touched; see loadModel.
+	scorer, err := loadModel(ctx, cfg, reg, log)
 	if err != nil {
 		return err
 	}
@@ -140,17 +136,4 @@ func runPipeline(ctx context.Context, out io.Writer, log *slog.Logger, cfg *conf
 	<-ctx.Done()
 	fmt.Fprintln(out, "stopping")
 	return run.Stop()
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

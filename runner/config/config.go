@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -45,10 +46,25 @@ type Redis struct {
 	KeyPrefix string        `yaml:"keyPrefix"`
 }
 
-// Model is the ONNX model directory and the SHA-256 it must have.
+// Model says which model to serve and what it must be: a local directory
+// (Dir) or a model store URI (URI), pinned by its SHA-256 (SHA256),
+// approved in a manifest (Manifest), or both.
 type Model struct {
-	Dir    string `yaml:"dir"`
+	// Dir is a local model directory (model.onnx, vocab.json,
+	// metadata.json). Exactly one of Dir and URI is required.
+	Dir string `yaml:"dir"`
+	// URI names the model directory in a model store: file:///abs/path or
+	// s3://bucket/prefix (see package model/store). It is fetched into
+	// CacheDir and checked against its metadata.json before loading.
+	URI string `yaml:"uri"`
+	// CacheDir is where URI is fetched to; empty means
+	// ${AETHER_CACHE_DIR:-$HOME/.cache/aether}/models.
+	CacheDir string `yaml:"cacheDir"`
+	// SHA256 pins model.onnx's SHA-256: another model is refused.
 	SHA256 string `yaml:"sha256"`
+	// Manifest is an approved-models manifest (see package
+	// model/approval): a model whose SHA-256 is not in it is refused.
+	Manifest string `yaml:"manifest"`
 	// Library is the ONNX Runtime shared library; empty means
 	// ONNXRUNTIME_SHARED_LIBRARY_PATH or the install script's location.
 	Library string `yaml:"library"`
@@ -169,8 +185,18 @@ func (c *Config) Validate() error {
 	if c.Redis.TTL <= 0 {
 		bad("redis.ttl", "must be positive: every key Aether writes expires")
 	}
-	if c.Model.Dir == "" {
-		bad("model.dir", "the model directory is required")
+	switch {
+	case c.Model.Dir == "" && c.Model.URI == "":
+		bad("model.dir", "the model directory is required (or model.uri)")
+	case c.Model.Dir != "" && c.Model.URI != "":
+		bad("model.uri", "give model.dir or model.uri, not both")
+	case c.Model.URI != "":
+		if reason := checkModelURI(c.Model.URI); reason != "" {
+			bad("model.uri", "%q %s", c.Model.URI, reason)
+		}
+	}
+	if c.Model.Manifest != "" && strings.TrimSpace(c.Model.Manifest) == "" {
+		bad("model.manifest", "is blank")
 	}
 	if c.Model.SHA256 != "" {
 		if b, err := hex.DecodeString(c.Model.SHA256); err != nil || len(b) != 32 {
@@ -198,6 +224,32 @@ func (c *Config) Validate() error {
 		bad("sessions.emitInterval", "must be positive")
 	}
 	return errors.Join(errs...)
+}
+
+// checkModelURI says what is wrong with a model store URI, or "". The
+// store parses it again, with the same rules, when fetching.
+func checkModelURI(s string) string {
+	const want = "(want file:///abs/path or s3://bucket/prefix)"
+	u, err := url.Parse(s)
+	if err != nil || !strings.Contains(s, "://") {
+		return "is not a URI " + want
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return "has a query, fragment or user info " + want
+	}
+	switch u.Scheme {
+	case "file":
+		if (u.Host != "" && u.Host != "localhost") || !strings.HasPrefix(u.Path, "/") {
+			return "is not an absolute file URI " + want
+		}
+	case "s3":
+		if u.Host == "" || strings.Trim(u.Path, "/") == "" {
+			return "names no bucket or no key prefix " + want
+		}
+	default:
+		return fmt.Sprintf("has the unsupported scheme %q %s", u.Scheme, want)
+	}
+	return ""
 }
 
 // ResolveKeys returns the API keys by client, reading "env:NAME" values

@@ -42,12 +42,29 @@ func TestErrorsNameTheField(t *testing.T) {
 		minimal + "sessions:\n  gap: soon\n":                            "cannot unmarshal !!str `soon` into time.Duration",
 		"pipeline: fraud\nkafka:\n  brokers: [a:1]\nmodel:\n  dir: m\n": `pipeline: unknown pipeline "fraud" (built in: recommendations)`,
 		minimal + "http:\n  apiKeys:\n    shop: \"\"\n":                 "http.apiKeys.shop: the key is empty",
+
+		"kafka:\n  brokers: [a:1]\nmodel:\n  dir: m\n  uri: s3://b/m/v1\n": "model.uri: give model.dir or model.uri, not both",
+		"kafka:\n  brokers: [a:1]\nmodel:\n  uri: https://x/m\n":           `model.uri: "https://x/m" has the unsupported scheme "https"`,
+		"kafka:\n  brokers: [a:1]\nmodel:\n  uri: s3://bucket\n":           `model.uri: "s3://bucket" names no bucket or no key prefix`,
+		"kafka:\n  brokers: [a:1]\nmodel:\n  uri: file://rel/m\n":          `model.uri: "file://rel/m" is not an absolute file URI`,
+		"kafka:\n  brokers: [a:1]\nmodel:\n  uri: models/v1\n":             `model.uri: "models/v1" is not a URI (want file:///abs/path or s3://bucket/prefix)`,
+		"kafka:\n  brokers: [a:1]\nmodel:\n  uri: s3://b/m?v=1\n":          `model.uri: "s3://b/m?v=1" has a query`,
+		"kafka:\n  brokers: [a:1]\nmodel:\n  dir: m\n  manifest: \" \"\n":  "model.manifest: is blank",
 	}
 	for in, want := range cases {
 		_, err := config.Parse([]byte(in))
 		require.Error(t, err, in)
 		require.Contains(t, err.Error(), want, in)
 	}
+}
+
+func TestModelFromAStore(t *testing.T) {
+	c, err := config.Parse([]byte("kafka:\n  brokers: [a:1]\nmodel:\n  uri: s3://models/published/v3\n  manifest: approved-models.json\n  cacheDir: /var/cache/aether\n"))
+	require.NoError(t, err)
+	require.Equal(t, config.Model{URI: "s3://models/published/v3", Manifest: "approved-models.json", CacheDir: "/var/cache/aether"}, c.Model)
+	c, err = config.Parse([]byte("kafka:\n  brokers: [a:1]\nmodel:\n  uri: file:///srv/models/v3\n"))
+	require.NoError(t, err)
+	require.Equal(t, "file:///srv/models/v3", c.Model.URI)
 }
 
 func TestLoadNamesTheFile(t *testing.T) {

@@ -1,0 +1,275 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/cobra"
+
+	"github.com/aetherai/aether/model"
+	"github.com/aetherai/aether/model/approval"
+	"github.com/aetherai/aether/model/store"
+	"github.com/aetherai/aether/runner/config"
+)
+
+// modelCmd is the `runner model` group: the approved-models manifest.
+func modelCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "model",
+		Short: "Approve models for serving and list the approved ones",
+		Long: `Manage the approved-models manifest: the JSON file that lists the SHA-256 of
+every model that may be served, with who approved it, under which change
+ticket and when. runner run refuses a model that is not in the manifest
+the configuration names (model.manifest).
+
+The manifest is --manifest FILE, else model.manifest of the -c FILE
+configuration, else ` + approval.DefaultPath + `.`,
+		Args: cobra.NoArgs,
+	}
+	cmd.AddCommand(modelApproveCmd(), modelListCmd())
+	return cmd
+}
+
+// manifestFlags locate the manifest: --manifest, or -c FILE's
+// model.manifest, or the default.
+type manifestFlags struct{ manifest, config string }
+
+func (f *manifestFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.manifest, "manifest", "", "approved-models manifest (default: model.manifest of -c FILE, else "+approval.DefaultPath+")")
+	cmd.Flags().StringVarP(&f.config, "config", "c", "", "pipeline YAML file whose model.manifest to use")
+}
+
+func (f *manifestFlags) path() (string, error) {
+	if f.manifest != "" {
+		return f.manifest, nil
+	}
+	if f.config != "" {
+		cfg, err := config.Load(f.config)
+		if err != nil {
+			return "", err
+		}
+		if cfg.Model.Manifest != "" {
+			return cfg.Model.Manifest, nil
+		}
+	}
+	return approval.DefaultPath, nil
+}
+
+func modelApproveCmd() *cobra.Command {
+	var mf manifestFlags
+	var by, ticket string
+	cmd := &cobra.Command{
+		Use:   "approve DIR|URI --by NAME --ticket ID [--manifest FILE]",
+		Short: "Add a model's SHA-256 to the approved-models manifest",
+		Long: `Add the model at DIR (a local model directory) or URI (file:///abs/path or
+s3://bucket/prefix, fetched to a temporary directory) to the approved-models
+manifest, after checking that its model.onnx has the SHA-256 its
+metadata.json records. The entry holds the SHA-256, the model's version,
+--by, --ticket and the time. Approving an approved model again under the same
+ticket changes nothing; under another ticket it is refused. S3 settings come
+from the standard AWS environment variables (AWS_ENDPOINT_URL,
+AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION).`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usageError{fmt.Errorf("model approve: give one model directory or URI, got %d arguments", len(args))}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if strings.TrimSpace(by) == "" || strings.TrimSpace(ticket) == "" {
+				return usageError{fmt.Errorf("model approve: --by NAME and --ticket ID are required")}
+			}
+			path, err := mf.path()
+			if err != nil {
+				return err
+			}
+			meta, err := readModel(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			e, added, err := approval.Approve(path, meta, by, ticket, time.Now(), log)
+			if err != nil {
+				return err
+			}
+			at := e.ApprovedAt.Format(time.RFC3339)
+			if added {
+				fmt.Fprintf(cmd.OutOrStdout(), "approved model %s (sha256 %s) in %s: by %s, ticket %s, at %s\n",
+					e.Version, e.SHA256, path, e.ApprovedBy, e.Ticket, at)
+			} else {
+				fmt.Fprintf(cmd.OutOrStdout(), "model %s (sha256 %s) was already approved in %s by %s, ticket %s, at %s: nothing changed\n",
+					e.Version, e.SHA256, path, e.ApprovedBy, e.Ticket, at)
+			}
+			return nil
+		},
+	}
+	mf.register(cmd)
+	cmd.Flags().StringVar(&by, "by", "", "who approves (required)")
+	cmd.Flags().StringVar(&ticket, "ticket", "", "the change ticket (required)")
+	return cmd
+}
+
+// readModel checks the model directory at source (a path or a store URI)
+// and returns its metadata, whose SHA256 is model.onnx's.
+func readModel(ctx context.Context, source string) (model.Metadata, error) {
+	u, err := store.ParseURI(source)
+	if err != nil {
+		return model.Metadata{}, err
+	}
+	if u.Scheme == store.SchemeFile {
+		return store.Verify(u.Path)
+	}
+	tmp, err := os.MkdirTemp("", "aether-approve-")
+	if err != nil {
+		return model.Metadata{}, err
+	}
+	defer os.RemoveAll(tmp)
+	dir, err := store.Fetch(ctx, source, tmp)
+	if err != nil {
+		return model.Metadata{}, err
+	}
+	return store.Verify(dir)
+}
+
+func modelListCmd() *cobra.Command {
+	var mf manifestFlags
+	cmd := &cobra.Command{
+		Use:   "list [--manifest FILE]",
+		Short: "List the approved models, oldest approval first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			path, err := mf.path()
+			if err != nil {
+				return err
+			}
+			m, err := approval.Load(path)
+			if err != nil {
+				return err
+			}
+			return printApprovals(cmd.OutOrStdout(), m)
+		},
+	}
+	mf.register(cmd)
+	return cmd
+}
+
+func printApprovals(out io.Writer, m *approval.Manifest) error {
+	entries := m.Entries()
+	if len(entries) == 0 {
+		_, err := fmt.Fprintf(out, "no approved models in %s\n", m.Path())
+		return err
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SHA256\tVERSION\tAPPROVED BY\tTICKET\tAPPROVED AT")
+	for _, e := range entries {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.SHA256, e.Version, e.ApprovedBy, e.Ticket, e.ApprovedAt.Format(time.RFC3339))
+	}
+	return tw.Flush()
+}
+
+// loadModel resolves, checks and loads the model the configuration names,
+// for runPipeline, in this order, all before any connection to Kafka or
+// Redis:
+//
+//  1. model.uri is fetched into the cache (model.cacheDir), which checks
+//     model.onnx against metadata.json's SHA-256; model.dir is checked in
+//     place the same way.
+//  2. A model neither pinned (model.sha256) nor subject to a manifest
+//     (model.manifest) is refused.
+//  3. model.sha256, if set, must be model.onnx's SHA-256.
+//  4. model.manifest, if set, must list that SHA-256 (approval.Gate: the
+//     refusal is a *approval.NotApprovedError, counted in reg as
+//     aether_model_refusals_total).
+//  5. model.Load, pinned to the checked SHA-256, so that a model.onnx
+//     changed in between is refused too.
+//
+// Refusals, admissions and the load are logged as model_change events.
+func loadModel(ctx context.Context, cfg *config.Config, reg prometheus.Registerer, log *slog.Logger) (*model.Loaded, error) {
+	source, dir := cfg.Model.Dir, cfg.Model.Dir
+	if cfg.Model.URI != "" {
+		source = cfg.Model.URI
+		cache, err := modelCacheDir(cfg.Model.CacheDir)
+		if err != nil {
+			return nil, err
+		}
+		if dir, err = store.Fetch(ctx, cfg.Model.URI, cache); err != nil {
+			return nil, refuseModel(log, source, err)
+		}
+	}
+	meta, err := store.Verify(dir)
+	if err != nil {
+		return nil, refuseModel(log, source, err)
+	}
+	change := approval.Change{Action: approval.ActionLoad, SHA256: meta.SHA256, Version: meta.Version,
+		Source: source, Manifest: cfg.Model.Manifest}
+	refuse := func(err error) error {
+		change.Outcome, change.Reason = approval.OutcomeRefused, err.Error()
+		change.Log(log)
+		return err
+	}
+	if cfg.Model.SHA256 == "" && cfg.Model.Manifest == "" {
+		return nil, refuse(fmt.Errorf("model.sha256 or model.manifest is required: pin the model "+
+			"(the model in %s is version %s, sha256 %s) or approve it with `runner model approve` and name the manifest",
+			source, meta.Version, meta.SHA256))
+	}
+	if pin := strings.ToLower(cfg.Model.SHA256); pin != "" && pin != meta.SHA256 {
+		return nil, refuse(&model.ChecksumError{Path: filepath.Join(dir, model.FileModel),
+			Expected: pin, Actual: meta.SHA256, Source: "model.sha256"})
+	}
+	if cfg.Model.Manifest != "" {
+		gate, err := approval.NewGate(cfg.Model.Manifest, reg, log)
+		if err != nil {
+			return nil, err
+		}
+		e, err := gate.Admit(meta, source)
+		if err != nil {
+			return nil, err
+		}
+		change.By, change.Ticket = e.ApprovedBy, e.Ticket
+	}
+	scorer, err := model.Load(dir, model.ExpectSHA256(meta.SHA256), model.RuntimeLibrary(cfg.Model.Library))
+	if err != nil {
+		if _, ok := errors.AsType[*model.ChecksumError](err); ok {
+			return nil, refuse(err)
+		}
+		return nil, err
+	}
+	change.Outcome = approval.OutcomeLoaded
+	change.Log(log)
+	return scorer, nil
+}
+
+// refuseModel logs a model refused before its SHA-256 was known to match
+// its metadata (a checksum mismatch), and returns err.
+func refuseModel(log *slog.Logger, source string, err error) error {
+	if ce, ok := errors.AsType[*model.ChecksumError](err); ok {
+		approval.Change{Action: approval.ActionLoad, Outcome: approval.OutcomeRefused, SHA256: ce.Actual,
+			Source: source, Reason: err.Error()}.Log(log)
+	}
+	return err
+}
+
+// modelCacheDir is dir, or ${AETHER_CACHE_DIR:-$HOME/.cache/aether}/models.
+func modelCacheDir(dir string) (string, error) {
+	if dir != "" {
+		return dir, nil
+	}
+	base := os.Getenv(model.EnvCacheDir)
+	if base == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("model.cacheDir is not set and the home directory is unknown: %w", err)
+		}
+		base = filepath.Join(home, ".cache", "aether")
+	}
+	return filepath.Join(base, "models"), nil
+}
