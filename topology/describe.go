@@ -1,6 +1,7 @@
 package topology
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -13,18 +14,129 @@ type Format string
 const (
 	Text    Format = "text"
 	Mermaid Format = "mermaid"
+	DOT     Format = "dot"
+	JSON    Format = "json"
 )
 
-// Describe renders the topology as plain text or as a Mermaid flowchart.
+// Describe renders the topology as plain text, a Mermaid flowchart, a
+// Graphviz DOT graph, or JSON (the declarations, for tools).
 func (t *Topology) Describe(f Format) (string, error) {
 	switch f {
 	case Text, "":
 		return t.describeText(), nil
 	case Mermaid:
 		return t.describeMermaid(), nil
+	case DOT:
+		return t.describeDOT(), nil
+	case JSON:
+		return t.describeJSON()
 	default:
-		return "", fmt.Errorf("unknown describe format %q (want text or mermaid)", f)
+		return "", fmt.Errorf("unknown describe format %q (want text, mermaid, dot or json)", f)
 	}
+}
+
+func (t *Topology) describeDOT() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "digraph %q {\n  rankdir=LR;\n", t.name)
+	declared := map[string]bool{}
+	stream := func(s StreamSpec) string {
+		id := "stream:" + s.Name
+		if !declared[id] {
+			declared[id] = true
+			label := s.Name
+			if s.Retention > 0 {
+				label += "\\nretention " + humanDuration(s.Retention)
+			}
+			if len(s.Personal) > 0 {
+				label += "\\npersonal: " + strings.Join(s.Personal, ", ")
+			}
+			fmt.Fprintf(&b, "  %q [shape=cylinder, label=\"%s\"];\n", id, label)
+		}
+		return id
+	}
+	for _, s := range t.sources {
+		stream(s)
+	}
+	for _, p := range t.processors {
+		pid := "processor:" + p.Name
+		fmt.Fprintf(&b, "  %q [shape=box, label=\"%s\\n%s\"];\n", pid, p.Name, strings.Join(p.Operators, " -> "))
+		for _, s := range p.Inputs {
+			fmt.Fprintf(&b, "  %q -> %q;\n", stream(s), pid)
+			fmt.Fprintf(&b, "  %q -> %q [style=dashed, label=\"dead letters\"];\n", pid, stream(p.DeadLetterStream(s)))
+		}
+		if p.Table != nil {
+			tid := "table:" + p.Table.Name
+			fmt.Fprintf(&b, "  %q [shape=box3d, label=\"%s\"];\n", tid, p.Table.Name)
+			fmt.Fprintf(&b, "  %q -> %q [dir=both];\n", pid, tid)
+		}
+		for _, l := range p.Lookups {
+			fmt.Fprintf(&b, "  %q -> %q [style=dotted, label=\"lookup\"];\n", "table:"+l.Name, pid)
+		}
+		for _, s := range p.Outputs {
+			fmt.Fprintf(&b, "  %q -> %q;\n", pid, stream(s))
+		}
+		for _, s := range p.Sinks {
+			fmt.Fprintf(&b, "  %q [shape=note];\n  %q -> %q;\n", "sink:"+s, pid, "sink:"+s)
+		}
+	}
+	b.WriteString("}\n")
+	return b.String()
+}
+
+// describedStream is a stream in the JSON description.
+type describedStream struct {
+	Name             string   `json:"name"`
+	Codec            string   `json:"codec"`
+	RetentionSeconds int64    `json:"retentionSeconds,omitempty"`
+	Partitions       int32    `json:"partitions,omitempty"`
+	Personal         []string `json:"personal,omitempty"`
+}
+
+type describedProcessor struct {
+	Name        string     `json:"name"`
+	Inputs      []string   `json:"inputs"`
+	Operators   []string   `json:"operators"`
+	Table       *TableSpec `json:"table,omitempty"`
+	Lookups     []string   `json:"lookups,omitempty"`
+	Outputs     []string   `json:"outputs,omitempty"`
+	Sinks       []string   `json:"sinks,omitempty"`
+	DeadLetters []string   `json:"deadLetters"`
+}
+
+func (t *Topology) describeJSON() (string, error) {
+	out := struct {
+		Name       string               `json:"name"`
+		Sources    []string             `json:"sources"`
+		Streams    []describedStream    `json:"streams"`
+		Processors []describedProcessor `json:"processors"`
+	}{Name: t.name, Sources: []string{}, Streams: []describedStream{}, Processors: []describedProcessor{}}
+	for _, s := range t.sources {
+		out.Sources = append(out.Sources, s.Name)
+	}
+	for _, s := range t.Streams() {
+		out.Streams = append(out.Streams, describedStream{Name: s.Name, Codec: s.Codec,
+			RetentionSeconds: int64(s.Retention / time.Second), Partitions: s.Partitions, Personal: s.Personal})
+	}
+	for _, p := range t.processors {
+		dp := describedProcessor{Name: p.Name, Operators: p.Operators, Table: p.Table, Outputs: []string{}, DeadLetters: []string{}}
+		for _, s := range p.Inputs {
+			dp.Inputs = append(dp.Inputs, s.Name)
+			dp.DeadLetters = append(dp.DeadLetters, p.DeadLetterStream(s).Name)
+		}
+		for _, s := range p.Outputs {
+			dp.Outputs = append(dp.Outputs, s.Name)
+		}
+		for _, l := range p.Lookups {
+			dp.Lookups = append(dp.Lookups, l.Name)
+		}
+		dp.Sinks = p.Sinks
+		out.Processors = append(out.Processors, dp)
+	}
+	b, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	return string(b) + "\n", nil
 }
 
 func streamLine(s StreamSpec) string {

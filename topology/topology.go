@@ -89,10 +89,10 @@ func (t *Topology) Streams() []StreamSpec {
 // TableSpec describes a processor's group table.
 type TableSpec struct {
 	// Name is the table's topic: "<processor>-table", Goka's convention.
-	Name  string
-	Codec string
+	Name  string `json:"name"`
+	Codec string `json:"codec"`
 	// Owner is the processor that writes the table.
-	Owner string
+	Owner string `json:"owner"`
 }
 
 // ProcessorSpec is what a processor declares, without its types.

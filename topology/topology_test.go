@@ -1,6 +1,7 @@
 package topology_test
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -62,8 +63,36 @@ processor b
 	for _, edge := range []string{"s_raw --> p_a", "p_a <--> t_a_table", "p_a --> s_mid", "t_a_table -. lookup .-> p_b", "p_a -. dead letters .-> s_raw_dlq"} {
 		require.Contains(t, m, edge)
 	}
-	_, err = top.Describe("dot")
-	require.EqualError(t, err, `unknown describe format "dot" (want text or mermaid)`)
+	dot, err := top.Describe(topology.DOT)
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(dot, "digraph \"shop\" {\n"))
+	require.Contains(t, dot, `"stream:raw" -> "processor:a";`)
+	require.Contains(t, dot, `"table:a-table" -> "processor:b" [style=dotted, label="lookup"];`)
+	js, err := top.Describe(topology.JSON)
+	require.NoError(t, err)
+	var desc struct {
+		Sources []string
+		Streams []struct {
+			Name             string
+			RetentionSeconds int64
+			Personal         []string
+		}
+		Processors []struct {
+			Name                                  string
+			Inputs, Outputs, DeadLetters, Lookups []string
+			Table                                 *topology.TableSpec
+		}
+	}
+	require.NoError(t, json.Unmarshal([]byte(js), &desc))
+	require.Equal(t, []string{"raw"}, desc.Sources)
+	require.Len(t, desc.Streams, 5)
+	require.Equal(t, int64(7*24*3600), desc.Streams[3].RetentionSeconds)
+	require.Equal(t, []string{"clientIp"}, desc.Streams[3].Personal)
+	require.Equal(t, "a-table", desc.Processors[0].Table.Name)
+	require.Equal(t, []string{"a-table"}, desc.Processors[1].Lookups)
+	require.Equal(t, []string{"mid.dlq"}, desc.Processors[1].DeadLetters)
+	_, err = top.Describe("svg")
+	require.EqualError(t, err, `unknown describe format "svg" (want text, mermaid, dot or json)`)
 
 	names := []string{}
 	for _, s := range top.Streams() {

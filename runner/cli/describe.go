@@ -33,6 +33,6 @@ func describeCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&file, "config", "c", "", "pipeline YAML file")
-	cmd.Flags().StringVar(&format, "format", "text", "text or mermaid")
+	cmd.Flags().StringVar(&format, "format", "text", "text, mermaid, dot or json")
 	return cmd
 }
