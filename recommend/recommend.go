@@ -63,3 +63,32 @@ type Cache interface {
 	// Put stores the recommendations of one or more users (pipelined).
 	Put(ctx context.Context, recs ...Recommendations) error
 }
+
+// ModelScorer is a Scorer that can serve more than one model at a time
+// (a staged rollout, a hot swap): ScoreWithModel says, for each record,
+// which model scored it.
+type ModelScorer interface {
+	Scorer
+	// ScoreWithModel is Score that also returns, for each record, the
+	// model whose items it returned.
+	ScoreWithModel(ctx context.Context, records []features.Record, k int) ([][]Item, []Model, error)
+}
+
+// ScoreWithModel scores records with s and returns, for each record, the
+// model that scored it: s.ScoreWithModel when s is a ModelScorer, else
+// s.Score and s.Model() for every record.
+func ScoreWithModel(ctx context.Context, s Scorer, records []features.Record, k int) ([][]Item, []Model, error) {
+	if ms, ok := s.(ModelScorer); ok {
+		return ms.ScoreWithModel(ctx, records, k)
+	}
+	items, err := s.Score(ctx, records, k)
+	if err != nil {
+		return nil, nil, err
+	}
+	m := s.Model()
+	models := make([]Model, len(items))
+	for i := range models {
+		models[i] = m
+	}
+	return items, models, nil
+}

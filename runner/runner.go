@@ -95,8 +95,10 @@ func Start(ctx context.Context, p Parts) (run *Running, err error) {
 	}
 	// One batcher for the recommender's partitions and the API's misses:
 	// concurrent scoring calls share inferences.
+	// A recommend.ModelScorer (a rollout.Switch) batches per model itself:
+	// a batcher around it would hide which model scored what.
 	scorer := p.Scorer
-	if scorer != nil {
+	if _, perModel := scorer.(recommend.ModelScorer); scorer != nil && !perModel {
 		scorer = score.Batched(scorer, score.DefaultMaxBatch)
 	}
 	pl := Declare(cfg, scorer, p.Cache)

@@ -77,11 +77,11 @@ func (*scoreOp) Name() string { return "score" }
 // Process scores one record. The user is the record's UserID, or the
 // record's key when the UserID is empty.
 func (op *scoreOp) Process(ctx operators.Context[struct{}], rec features.Record, emit func(recommend.Recommendations) error) error {
-	res, err := op.scorer.Score(context.Background(), []features.Record{rec}, op.k)
+	res, models, err := recommend.ScoreWithModel(context.Background(), op.scorer, []features.Record{rec}, op.k)
 	if err != nil {
 		return fmt.Errorf("score: %w", err)
 	}
-	if len(res) != 1 {
+	if len(res) != 1 || len(models) != 1 {
 		return fmt.Errorf("score: scorer returned %d results for 1 record", len(res))
 	}
 	items := res[0]
@@ -95,7 +95,7 @@ func (op *scoreOp) Process(ctx operators.Context[struct{}], rec features.Record,
 	return emit(recommend.Recommendations{
 		UserID:      user,
 		Items:       items,
-		Model:       op.scorer.Model(),
+		Model:       models[0],
 		Source:      recommend.FromInference,
 		GeneratedAt: ctx.EventTime(),
 	})

@@ -66,12 +66,12 @@ func (s *Server) getRecommendations(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
-	out, err := s.scorer.Score(ctx, []features.Record{rec}, k)
+	out, models, err := recommend.ScoreWithModel(ctx, s.scorer, []features.Record{rec}, k)
 	if err != nil {
 		s.unavailable(w, r, "model", err)
 		return
 	}
-	if len(out) != 1 || !finite(out[0]) {
+	if len(out) != 1 || len(models) != 1 || !finite(out[0]) {
 		s.log.LogAttrs(ctx, slog.LevelError, "scorer returned an invalid answer",
 			slog.String("request_id", ri.id), slog.Int("answers", len(out)))
 		s.reject(w, r, http.StatusInternalServerError, reasonInternal, "internal error: the model returned an invalid answer")
@@ -80,7 +80,7 @@ func (s *Server) getRecommendations(w http.ResponseWriter, r *http.Request) {
 	answer := recommend.Recommendations{
 		UserID:      userID,
 		Items:       firstK(out[0], k),
-		Model:       s.scorer.Model(),
+		Model:       models[0],
 		Source:      recommend.FromInference,
 		GeneratedAt: s.now().UTC(),
 	}

@@ -17,7 +17,10 @@ import (
 
 	"github.com/aetherai/aether/model"
 	"github.com/aetherai/aether/model/approval"
+	"github.com/aetherai/aether/model/rollout"
 	"github.com/aetherai/aether/model/store"
+	"github.com/aetherai/aether/operators/score"
+	"github.com/aetherai/aether/recommend"
 	"github.com/aetherai/aether/runner/config"
 )
 
@@ -192,22 +195,53 @@ func printApprovals(out io.Writer, m *approval.Manifest) error {
 //  5. model.Load, pinned to the checked SHA-256, so that a model.onnx
 //     changed in between is refused too.
 //
+// With model.pollInterval, model.uri is a versioned store prefix and its
+// latest version (store.Latest) is the model loaded.
+//
 // Refusals, admissions and the load are logged as model_change events.
 func loadModel(ctx context.Context, cfg *config.Config, reg prometheus.Registerer, log *slog.Logger) (*model.Loaded, error) {
-	source, dir := cfg.Model.Dir, cfg.Model.Dir
+	source, isURI := cfg.Model.Dir, false
 	if cfg.Model.URI != "" {
-		source = cfg.Model.URI
+		source, isURI = cfg.Model.URI, true
+		if cfg.Model.PollInterval > 0 {
+			_, latest, err := store.Latest(ctx, cfg.Model.URI)
+			if err != nil {
+				return nil, fmt.Errorf("model.uri %s (a versioned prefix, as model.pollInterval is set): %w", cfg.Model.URI, err)
+			}
+			source = latest
+		}
+	}
+	return loadModelFrom(ctx, cfg, source, isURI, cfg.Model.SHA256, reg, log)
+}
+
+// fetchModel fetches source (a store URI when isURI, else a local
+// directory) into the model cache and checks it: model.onnx must have the
+// SHA-256 metadata.json records (a refusal is logged).
+func fetchModel(ctx context.Context, cfg *config.Config, source string, isURI bool, log *slog.Logger) (string, model.Metadata, error) {
+	dir := source
+	if isURI {
 		cache, err := modelCacheDir(cfg.Model.CacheDir)
 		if err != nil {
-			return nil, err
+			return "", model.Metadata{}, err
 		}
-		if dir, err = store.Fetch(ctx, cfg.Model.URI, cache); err != nil {
-			return nil, refuseModel(log, source, err)
+		if dir, err = store.Fetch(ctx, source, cache); err != nil {
+			return "", model.Metadata{}, refuseModel(log, source, err)
 		}
 	}
 	meta, err := store.Verify(dir)
 	if err != nil {
-		return nil, refuseModel(log, source, err)
+		return "", model.Metadata{}, refuseModel(log, source, err)
+	}
+	return dir, meta, nil
+}
+
+// loadModelFrom is loadModel for the model at source, pinned to pin if
+// set: the current model, or the rollout candidate (model.candidate).
+func loadModelFrom(ctx context.Context, cfg *config.Config, source string, isURI bool, pin string,
+	reg prometheus.Registerer, log *slog.Logger) (*model.Loaded, error) {
+	dir, meta, err := fetchModel(ctx, cfg, source, isURI, log)
+	if err != nil {
+		return nil, err
 	}
 	change := approval.Change{Action: approval.ActionLoad, SHA256: meta.SHA256, Version: meta.Version,
 		Source: source, Manifest: cfg.Model.Manifest}
@@ -216,12 +250,12 @@ func loadModel(ctx context.Context, cfg *config.Config, reg prometheus.Registere
 		change.Log(log)
 		return err
 	}
-	if cfg.Model.SHA256 == "" && cfg.Model.Manifest == "" {
+	if pin == "" && cfg.Model.Manifest == "" {
 		return nil, refuse(fmt.Errorf("model.sha256 or model.manifest is required: pin the model "+
 			"(the model in %s is version %s, sha256 %s) or approve it with `runner model approve` and name the manifest",
 			source, meta.Version, meta.SHA256))
 	}
-	if pin := strings.ToLower(cfg.Model.SHA256); pin != "" && pin != meta.SHA256 {
+	if pin := strings.ToLower(pin); pin != "" && pin != meta.SHA256 {
 		return nil, refuse(&model.ChecksumError{Path: filepath.Join(dir, model.FileModel),
 			Expected: pin, Actual: meta.SHA256, Source: "model.sha256"})
 	}
@@ -272,4 +306,101 @@ func modelCacheDir(dir string) (string, error) {
 		base = filepath.Join(home, ".cache", "aether")
 	}
 	return filepath.Join(base, "models"), nil
+}
+
+// serveModels builds the rollout.Switch that runPipeline serves: current
+// (which it then owns), the candidate of model.candidate at
+// model.candidateShare if it is admitted (a refused candidate is logged
+// and counted by the gate, and the current model serves everyone), and,
+// with model.pollInterval, a rollout.Watch of model.uri's versions that
+// swaps in each newer approved version. The Switch batches each model's
+// concurrent calls (score.Batched). stop ends the watch and closes the
+// models once their calls have ended.
+func serveModels(ctx context.Context, cfg *config.Config, current *model.Loaded, reg prometheus.Registerer,
+	log *slog.Logger) (sw *rollout.Switch, stop func(), err error) {
+	sw = rollout.New(current, rollout.Registerer(reg), rollout.Logger(log), rollout.Batch(score.DefaultMaxBatch))
+	if cand := cfg.Model.Candidate; cand != "" {
+		c, err := loadModelFrom(ctx, cfg, cand, strings.Contains(cand, "://"), "", reg, log)
+		if err != nil {
+			log.Warn("model.candidate is not served: every user gets the current model",
+				"event", approval.EventModelChange, "action", "candidate", "outcome", approval.OutcomeRefused,
+				"source", cand, "reason", err.Error())
+		} else {
+			sw.SetCandidate(c, cfg.Model.CandidateShare)
+		}
+	}
+	wctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	stop = func() {
+		cancel()
+		<-done
+		_ = sw.Close()
+	}
+	if cfg.Model.PollInterval <= 0 || cfg.Model.URI == "" {
+		close(done)
+		return sw, stop, nil
+	}
+	gate, err := approval.NewGate(cfg.Model.Manifest, reg, log)
+	if err != nil {
+		close(done)
+		stop()
+		return nil, nil, err
+	}
+	// Versions are immutable: a version seen before is not fetched again.
+	var seen struct {
+		version, dir string
+		meta         model.Metadata
+	}
+	fetch := func(ctx context.Context) (string, model.Metadata, error) {
+		v, uri, err := store.Latest(ctx, cfg.Model.URI)
+		if err != nil {
+			return "", model.Metadata{}, err
+		}
+		if v != seen.version {
+			dir, meta, err := fetchModel(ctx, cfg, uri, true, log)
+			if err != nil {
+				return "", model.Metadata{}, err
+			}
+			seen.version, seen.dir, seen.meta = v, dir, meta
+		}
+		return seen.dir, seen.meta, nil
+	}
+	// A refused version is checked again at every poll, as it may be
+	// approved meanwhile, but logged and counted (by the gate) only once.
+	var refused string
+	var admitted approval.Entry
+	admit := func(meta model.Metadata) error {
+		if meta.SHA256 == refused {
+			m, err := approval.Load(cfg.Model.Manifest)
+			if err == nil {
+				_, err = m.Check(meta.SHA256)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		e, err := gate.Admit(meta, cfg.Model.URI+"/"+seen.version)
+		if err != nil {
+			refused = meta.SHA256
+			return err
+		}
+		admitted = e
+		refused = ""
+		return nil
+	}
+	load := func(dir string) (recommend.Scorer, error) {
+		l, err := model.Load(dir, model.ExpectSHA256(seen.meta.SHA256), model.RuntimeLibrary(cfg.Model.Library))
+		if err != nil {
+			return nil, err
+		}
+		approval.Change{Action: approval.ActionLoad, Outcome: approval.OutcomeLoaded, SHA256: seen.meta.SHA256,
+			Version: seen.meta.Version, By: admitted.ApprovedBy, Ticket: admitted.Ticket, Manifest: cfg.Model.Manifest,
+			Source: cfg.Model.URI + "/" + seen.version}.Log(log)
+		return l, nil
+	}
+	go func() {
+		defer close(done)
+		_ = rollout.Watch(wctx, cfg.Model.PollInterval, fetch, admit, load, sw, log)
+	}()
+	return sw, stop, nil
 }

@@ -111,11 +111,18 @@ func runPipeline(ctx context.Context, out io.Writer, log *slog.Logger, cfg *conf
 
 	// The model: fetched (model.uri), pinned (model.sha256) and approved
 	// (model.manifest) before Redis and Kafka are touched; see loadModel.
-	scorer, err := loadModel(ctx, cfg, reg, log)
+	loaded, err := loadModel(ctx, cfg, reg, log)
 	if err != nil {
 		return err
 	}
-	defer scorer.Close()
+	// Served through a rollout.Switch: the candidate (model.candidate) and
+	// the poller of new approved versions (model.pollInterval).
+	scorer, stopModels, err := serveModels(ctx, cfg, loaded, reg, log)
+	if err != nil {
+		loaded.Close()
+		return err
+	}
+	defer stopModels()
 	rdb := redis.NewClient(&redis.Options{Addr: cfg.Redis.Addr, Username: cfg.Redis.Username, Password: cfg.Redis.Password,
 		DB: cfg.Redis.DB, ContextTimeoutEnabled: true})
 	defer rdb.Close()
@@ -133,6 +140,12 @@ func runPipeline(ctx context.Context, out io.Writer, log *slog.Logger, cfg *conf
 	m := scorer.Model()
 	fmt.Fprintf(out, "pipeline running: HTTP API on http://%s, model %s (sha256 %s), Kafka %v, Redis %s\n",
 		run.Addr, m.Version, m.SHA256, cfg.Kafka.Brokers, cfg.Redis.Addr)
+	if cm, share, ok := scorer.Candidate(); ok {
+		fmt.Fprintf(out, "candidate model %s (sha256 %s) scores %.1f%% of the users\n", cm.Version, cm.SHA256, 100*share)
+	}
+	if cfg.Model.PollInterval > 0 {
+		fmt.Fprintf(out, "polling %s for new approved models every %s\n", cfg.Model.URI, cfg.Model.PollInterval)
+	}
 	<-ctx.Done()
 	fmt.Fprintln(out, "stopping")
 	return run.Stop()

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -68,6 +69,17 @@ type Model struct {
 	// Library is the ONNX Runtime shared library; empty means
 	// ONNXRUNTIME_SHARED_LIBRARY_PATH or the install script's location.
 	Library string `yaml:"library"`
+	// PollInterval, when positive, makes URI a versioned store prefix
+	// (URI/<version>/..., see package model/store): the runner serves its
+	// latest version and looks for a newer one at this interval, swapping
+	// it in once Manifest approves it. It requires URI and Manifest.
+	PollInterval time.Duration `yaml:"pollInterval"`
+	// Candidate is a model (a directory or a store URI) that scores
+	// CandidateShare of the users (by a stable hash of the user id) next
+	// to the current model: a staged rollout. It requires Manifest.
+	Candidate string `yaml:"candidate"`
+	// CandidateShare is the share of users, 0..1, the Candidate scores.
+	CandidateShare float64 `yaml:"candidateShare"`
 }
 
 // HTTP is the API listener and its clients.
@@ -197,6 +209,37 @@ func (c *Config) Validate() error {
 	}
 	if c.Model.Manifest != "" && strings.TrimSpace(c.Model.Manifest) == "" {
 		bad("model.manifest", "is blank")
+	}
+	if c.Model.PollInterval < 0 {
+		bad("model.pollInterval", "must not be negative")
+	}
+	if c.Model.PollInterval > 0 {
+		if c.Model.URI == "" {
+			bad("model.pollInterval", "needs model.uri, a versioned store prefix to poll")
+		}
+		if c.Model.Manifest == "" {
+			bad("model.pollInterval", "needs model.manifest, which approves the new versions")
+		}
+		if c.Model.SHA256 != "" {
+			bad("model.pollInterval", "cannot be combined with model.sha256: a pin allows one model only")
+		}
+	}
+	if share := c.Model.CandidateShare; math.IsNaN(share) || share < 0 || share > 1 {
+		bad("model.candidateShare", "must be between 0 and 1, got %v", share)
+	} else if share > 0 && c.Model.Candidate == "" {
+		bad("model.candidateShare", "is set but model.candidate is not")
+	}
+	if cand := c.Model.Candidate; cand != "" {
+		if strings.TrimSpace(cand) == "" {
+			bad("model.candidate", "is blank")
+		} else if strings.Contains(cand, "://") {
+			if reason := checkModelURI(cand); reason != "" {
+				bad("model.candidate", "%q %s", cand, reason)
+			}
+		}
+		if c.Model.Manifest == "" {
+			bad("model.candidate", "needs model.manifest, which must approve the candidate")
+		}
 	}
 	if c.Model.SHA256 != "" {
 		if b, err := hex.DecodeString(c.Model.SHA256); err != nil || len(b) != 32 {

@@ -87,3 +87,33 @@ func TestKeysFromEnvironment(t *testing.T) {
 	require.EqualError(t, err, "http.apiKeys.x: environment variable AETHER_UNSET_VAR is empty")
 	require.False(t, strings.Contains(err.Error(), "s3cret"))
 }
+
+func TestModelRolloutFields(t *testing.T) {
+	c, err := config.Parse([]byte("kafka:\n  brokers: [a:1]\nmodel:\n  uri: s3://models/published\n  manifest: m.json\n" +
+		"  pollInterval: 30s\n  candidate: s3://models/published/v4\n  candidateShare: 0.1\n"))
+	require.NoError(t, err)
+	require.Equal(t, 30*time.Second, c.Model.PollInterval)
+	require.Equal(t, "s3://models/published/v4", c.Model.Candidate)
+	require.Equal(t, 0.1, c.Model.CandidateShare)
+
+	const base = "kafka:\n  brokers: [a:1]\nmodel:\n"
+	cases := map[string]string{
+		base + "  dir: m\n  manifest: m.json\n  pollInterval: 1m\n":                                 "model.pollInterval: needs model.uri",
+		base + "  uri: s3://b/m\n  pollInterval: 1m\n":                                              "model.pollInterval: needs model.manifest",
+		base + "  uri: s3://b/m\n  manifest: m.json\n  pollInterval: -1s\n":                         "model.pollInterval: must not be negative",
+		base + "  uri: s3://b/m\n  manifest: m.json\n  pollInterval: 1m\n  sha256: " + sha64 + "\n": "model.pollInterval: cannot be combined with model.sha256",
+		base + "  dir: m\n  manifest: m.json\n  candidate: c\n  candidateShare: 1.5\n":              "model.candidateShare: must be between 0 and 1, got 1.5",
+		base + "  dir: m\n  manifest: m.json\n  candidate: c\n  candidateShare: -0.1\n":             "model.candidateShare: must be between 0 and 1",
+		base + "  dir: m\n  manifest: m.json\n  candidateShare: 0.2\n":                              "model.candidateShare: is set but model.candidate is not",
+		base + "  dir: m\n  candidate: c\n  sha256: " + sha64 + "\n":                                "model.candidate: needs model.manifest",
+		base + "  dir: m\n  manifest: m.json\n  candidate: https://x/c\n":                           `model.candidate: "https://x/c" has the unsupported scheme "https"`,
+		base + "  dir: m\n  manifest: m.json\n  candidate: \" \"\n":                                 "model.candidate: is blank",
+	}
+	for in, want := range cases {
+		_, err := config.Parse([]byte(in))
+		require.Error(t, err, in)
+		require.Contains(t, err.Error(), want, in)
+	}
+}
+
+const sha64 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
