@@ -12,7 +12,7 @@ import (
 	"github.com/aetherai/aether/operators/features"
 )
 
-// benchModel is trained on a catalogue of 5,000 products, so that V is
+// benchModel is trained on a catalogue of 50,000 products, so that V is
 // close to the default vocabulary size; its users carry 20 recent items.
 var (
 	benchOnce    sync.Once
@@ -25,11 +25,11 @@ var (
 func benchFixture(b testing.TB) (*Model, string, []features.Record) {
 	b.Helper()
 	benchOnce.Do(func() {
-		g, err := clickstream.New(clickstream.Config{Users: 5000, Products: 5000, Seed: 2})
+		g, err := clickstream.New(clickstream.Config{Users: 5000, Products: 50000, Seed: 2})
 		if err != nil {
 			b.Fatal(err)
 		}
-		evs := events(g.Take(300000))
+		evs := events(g.Take(1000000))
 		m, err := Train(slices.Values(evs), Opset(13))
 		if err != nil {
 			b.Fatal(err)

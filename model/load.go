@@ -208,7 +208,7 @@ func (l *Loaded) Popular(k int) []recommend.Item {
 // order, the top k (1 <= k <= MaxK) items with a score above 0, best first.
 // A record's newest MaxHistory recent items enter with HistoryWeight by
 // their position; items outside the vocabulary are skipped, and a record
-// without known items gets an empty list. Nothing is excluded: an item the
+// without known items gets Popular(k) (no inference for it). Nothing is excluded: an item the
 // user has seen can be recommended. Scores equal ScoreGo's within float32
 // rounding.
 func (l *Loaded) Score(ctx context.Context, records []features.Record, k int) ([][]recommend.Item, error) {
@@ -225,10 +225,12 @@ func (l *Loaded) Score(ctx context.Context, records []features.Record, k int) ([
 		hist[i] = history(l.index, &records[i], nil)
 		width = max(width, len(hist[i]))
 	}
-	if width == 0 {
-		for i := range out {
-			out[i] = []recommend.Item{}
+	for i, h := range hist {
+		if len(h) == 0 {
+			out[i] = l.Popular(k)
 		}
+	}
+	if width == 0 {
 		return out, nil
 	}
 	items := make([]int64, len(records)*width)
@@ -287,6 +289,9 @@ func (l *Loaded) Score(ctx context.Context, records []features.Record, k int) ([
 	kk := int(s[1])
 	scores, indices := scoresT.GetData(), indicesT.GetData()
 	for i := range out {
+		if len(hist[i]) == 0 {
+			continue // Popular(k) above
+		}
 		list := make([]recommend.Item, 0, kk)
 		for c := range kk {
 			sc, j := scores[i*kk+c], indices[i*kk+c]

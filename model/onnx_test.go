@@ -292,9 +292,16 @@ func TestScoreEdgeCases(t *testing.T) {
 	if err != nil || len(got) != 0 {
 		t.Errorf("no records: %v, %v", got, err)
 	}
-	got, err = l.Score(ctx, []features.Record{{}, recentOf("unknown")}, 10)
-	if err != nil || len(got) != 2 || got[0] == nil || len(got[0]) != 0 || len(got[1]) != 0 {
-		t.Errorf("records without known items: %v, %v", got, err)
+	// Records without known items get the popular items, alone in a call
+	// (no inference) or next to a known one.
+	for i, recs := range [][]features.Record{{{}, recentOf("unknown")}, {{}, f.records[0]}} {
+		got, err = l.Score(ctx, recs, 10)
+		if err != nil || len(got) != 2 || !slices.Equal(got[0], l.Popular(10)) || len(got[1]) == 0 {
+			t.Errorf("records without known items: %v, %v", got, err)
+		}
+		if i == 0 && !slices.Equal(got[1], l.Popular(10)) {
+			t.Errorf("record with an unknown item: %v", got[1])
+		}
 	}
 	// A long history: only the newest MaxHistory items count.
 	long := recentOf()

@@ -14,11 +14,12 @@ import (
 
 // Defaults of the training options.
 const (
-	DefaultVocabSize  = 5000
+	DefaultVocabSize  = 50000
 	DefaultNeighbours = 20
-	DefaultWindow     = 5
+	DefaultWindow     = 1
 	DefaultSessionGap = 30 * time.Minute
 	DefaultShrinkage  = 1.0
+	DefaultRepeat     = 10.0
 )
 
 // Limits of the training options.
@@ -44,13 +45,14 @@ type trainConfig struct {
 	window     int
 	gap        time.Duration
 	shrinkage  float64
+	repeat     float64
 	version    string
 	created    time.Time
 	opset      int
 }
 
 // VocabSize sets V, how many items (the most frequent, ties by product id)
-// the model knows; default 5000, at most MaxVocabSize.
+// the model knows; default 50000, at most MaxVocabSize.
 func VocabSize(v int) TrainOption { return func(c *trainConfig) { c.vocab = v } }
 
 // Neighbours sets N, how many successors the model keeps per item (the
@@ -58,7 +60,7 @@ func VocabSize(v int) TrainOption { return func(c *trainConfig) { c.vocab = v } 
 func Neighbours(n int) TrainOption { return func(c *trainConfig) { c.neighbours = n } }
 
 // Window sets how many following items of a session count as successors of
-// an item, the one at distance d with weight 1/d; default 5, at most
+// an item, the one at distance d with weight 1/d; default 1, at most
 // MaxWindow.
 func Window(w int) TrainOption { return func(c *trainConfig) { c.window = w } }
 
@@ -70,11 +72,22 @@ func SessionGap(d time.Duration) TrainOption { return func(c *trainConfig) { c.g
 // the scores of items seen in few transitions; default 1, s >= 0.
 func Shrinkage(s float64) TrainOption { return func(c *trainConfig) { c.shrinkage = s } }
 
+// RepeatPrior sets a, the weight of the prior that every item is clicked
+// again: each item's row gets a pseudo-count a * r on itself, r being the
+// share of all counted transitions that go from an item to itself, before
+// normalising. Frequent items keep the repeat rate their own data show;
+// rare ones, whose few transitions say little, lean on the global rate,
+// and an item never followed by a known item predicts itself. Default 10,
+// a >= 0 (0: repeats only as counted).
+func RepeatPrior(a float64) TrainOption { return func(c *trainConfig) { c.repeat = a } }
+
 // Opset selects the ONNX opset of model.onnx, and with it the graph: 13
-// (the default) adds up candidates by sorting them, 16 with ScatterElements'
-// reduction "add". Both compute the same scores; on 2 cores the opset-16
-// graph is several times faster (see the package's benchmarks). ONNX
-// Runtime 1.24, which onnxruntime_go v1.27 requires anyway, runs both.
+// adds up candidates by sorting them, 16 (the default) with
+// ScatterElements' reduction "add" into a dense row of V+1 scores. Both
+// compute the same scores; on 2 cores at V = 46,200 the opset-16 graph
+// scores one user faster (35 against 51 us) and a batch of 64 slower (2.5
+// against 1.9 ms; see the package's benchmarks). ONNX Runtime 1.24, which
+// onnxruntime_go v1.27 requires anyway, runs both.
 func Opset(n int) TrainOption { return func(c *trainConfig) { c.opset = n } }
 
 // Version names the model (metadata.json, recommend.Model.Version);
@@ -97,6 +110,8 @@ func (c *trainConfig) validate() error {
 		return fmt.Errorf("model: SessionGap must be positive, got %v", c.gap)
 	case math.IsNaN(c.shrinkage) || math.IsInf(c.shrinkage, 0) || c.shrinkage < 0:
 		return fmt.Errorf("model: Shrinkage must be a finite number >= 0, got %v", c.shrinkage)
+	case math.IsNaN(c.repeat) || math.IsInf(c.repeat, 0) || c.repeat < 0:
+		return fmt.Errorf("model: RepeatPrior must be a finite number >= 0, got %v", c.repeat)
 	case c.opset != 13 && c.opset != 16:
 		return fmt.Errorf("model: Opset must be 13 or 16, got %d", c.opset)
 	case len(c.version) > 128:
@@ -112,6 +127,8 @@ type Params struct {
 	Window     int     `json:"window"`
 	SessionGap string  `json:"sessionGap"`
 	Shrinkage  float64 `json:"shrinkage"`
+	// RepeatPrior is the weight of the repeat prior (see RepeatPrior).
+	RepeatPrior float64 `json:"repeatPrior"`
 }
 
 // TrainingStats describe the data a model was trained on.
@@ -166,9 +183,12 @@ type userEvent struct {
 // already seen for the same user (client retries).
 //
 // Each user's events are split into sessions at gaps longer than
-// SessionGap. Within a session, consecutive events on the same product
-// count once, and every item i is credited with the next Window items j
-// (j != i) with weight 1/distance: C[i][j]. Rows are normalised to
+// SessionGap. Within a session every item i is credited with the next
+// Window items j with weight 1/distance: C[i][j]. Repeats count: a
+// consecutive event on the same product, and j == i, are transitions
+// like any other, so T[i][i] learns how often item i is clicked again
+// (real sessions re-click items a lot, and the evaluation protocol scores
+// those clicks); RepeatPrior then adds a pseudo-count to each C[i][i]. Rows are normalised to
 // T[i][j] = C[i][j] / (sum_j C[i][j] + Shrinkage), an estimate of "j comes
 // soon after i", and each row keeps its Neighbours best entries.
 // Only the VocabSize most frequent products are items of the model; other
@@ -181,7 +201,7 @@ type userEvent struct {
 func Train(events iter.Seq[event.Event], opts ...TrainOption) (*Model, error) {
 	cfg := trainConfig{
 		vocab: DefaultVocabSize, neighbours: DefaultNeighbours, window: DefaultWindow,
-		gap: DefaultSessionGap, shrinkage: DefaultShrinkage, opset: DefaultOpset,
+		gap: DefaultSessionGap, shrinkage: DefaultShrinkage, repeat: DefaultRepeat, opset: DefaultOpset,
 	}
 	for _, o := range opts {
 		if o != nil {
@@ -258,7 +278,7 @@ func Train(events iter.Seq[event.Event], opts ...TrainOption) (*Model, error) {
 		created: cfg.created,
 		params: Params{
 			VocabSize: cfg.vocab, Neighbours: cfg.neighbours, Window: cfg.window,
-			SessionGap: cfg.gap.String(), Shrinkage: cfg.shrinkage,
+			SessionGap: cfg.gap.String(), Shrinkage: cfg.shrinkage, RepeatPrior: cfg.repeat,
 		},
 		vocab:  make([]string, v),
 		index:  make(map[string]int32, v),
@@ -288,7 +308,10 @@ func Train(events iter.Seq[event.Event], opts ...TrainOption) (*Model, error) {
 		userOrder = append(userOrder, u)
 	}
 	slices.Sort(userOrder)
-	var seq []int32
+	var (
+		seq       []int32
+		self, all float64 // counted transitions: to the same item, to any
+	)
 	for _, u := range userOrder {
 		h := history[users[u]]
 		slices.SortFunc(h, func(a, b userEvent) int {
@@ -304,14 +327,23 @@ func Train(events iter.Seq[event.Event], opts ...TrainOption) (*Model, error) {
 			}
 			stats.Sessions++
 			seq = seq[:0]
-			for k, e := range h[start:i] {
-				if k > 0 && e.pid == h[start+k-1].pid {
-					continue // the same product again: view, click, cart
-				}
-				seq = append(seq, toItem[e.pid])
+			for _, e := range h[start:i] {
+				seq = append(seq, toItem[e.pid]) // repeats too: re-clicks are predictable
 			}
-			countPairs(rows, seq, cfg.window)
+			s, a := countPairs(rows, seq, cfg.window)
+			self, all = self+s, all+a
 			start = i
+		}
+	}
+
+	// The repeat prior: a * r on each item's own entry.
+	if cfg.repeat > 0 && self > 0 {
+		prior := cfg.repeat * self / all
+		for i := range rows {
+			if rows[i] == nil {
+				rows[i] = map[int32]float64{}
+			}
+			rows[i][int32(i)] += prior
 		}
 	}
 
@@ -365,23 +397,29 @@ func Train(events iter.Seq[event.Event], opts ...TrainOption) (*Model, error) {
 	return m, nil
 }
 
-// countPairs credits each item of a session with its next window items.
-func countPairs(rows []map[int32]float64, seq []int32, window int) {
+// countPairs credits each item of a session with its next window items and
+// returns the credit given from items to themselves and in all.
+func countPairs(rows []map[int32]float64, seq []int32, window int) (self, all float64) {
 	for p, i := range seq {
 		if i < 0 {
 			continue
 		}
 		for d := 1; d <= window && p+d < len(seq); d++ {
 			j := seq[p+d]
-			if j < 0 || j == i {
+			if j < 0 {
 				continue
 			}
 			if rows[i] == nil {
 				rows[i] = map[int32]float64{}
 			}
 			rows[i][j] += 1 / float64(d)
+			all += 1 / float64(d)
+			if j == i {
+				self += 1 / float64(d)
+			}
 		}
 	}
+	return self, all
 }
 
 // Version is the model's name.
