@@ -20,6 +20,7 @@ import (
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/storage"
 
+	"github.com/aetherai/aether/bench/internal/report"
 	"github.com/aetherai/aether/broker"
 	"github.com/aetherai/aether/clickstream"
 	"github.com/aetherai/aether/codec"
@@ -488,10 +489,7 @@ func median(xs []float64) float64 {
 	return (s[m-1] + s[m]) / 2
 }
 
-func round(x float64, digits int) float64 {
-	p := math.Pow(10, float64(digits))
-	return math.Round(x*p) / p
-}
+func round(x float64, digits int) float64 { return report.Round(x, digits) }
 
 func roundAll(xs []float64, digits int) []float64 {
 	out := make([]float64, len(xs))
@@ -501,22 +499,4 @@ func roundAll(xs []float64, digits int) []float64 {
 	return out
 }
 
-// thousands formats n with comma separators: 95000 -> "95,000".
-func thousands(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	neg := n < 0
-	if neg {
-		s = s[1:]
-	}
-	out := make([]byte, 0, len(s)+len(s)/3+1)
-	if neg {
-		out = append(out, '-')
-	}
-	for i := range len(s) {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			out = append(out, ',')
-		}
-		out = append(out, s[i])
-	}
-	return string(out)
-}
+func thousands(n int64) string { return report.Thousands(n) }
