@@ -1,0 +1,275 @@
+package audit
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+)
+
+// ProblemKind names what is wrong with a trail.
+type ProblemKind string
+
+// The problems Verify reports.
+const (
+	// ProblemAltered: a record's content does not match its hash.
+	ProblemAltered ProblemKind = "altered"
+	// ProblemRemoved: records are missing (a gap in seq).
+	ProblemRemoved ProblemKind = "removed"
+	// ProblemInserted: a record or line that does not belong to the chain.
+	ProblemInserted ProblemKind = "inserted"
+	// ProblemReordered: records are out of order.
+	ProblemReordered ProblemKind = "reordered"
+	// ProblemBrokenLink: a record's prevHash is not its predecessor's hash.
+	ProblemBrokenLink ProblemKind = "broken link"
+)
+
+// Problem is the first thing wrong with a trail: which line and record, and
+// what.
+type Problem struct {
+	Kind   ProblemKind
+	Line   int    // 1-based line number in the file
+	Seq    uint64 // the record's seq; 0 when the line is not a record
+	Detail string
+}
+
+func (p *Problem) Error() string {
+	if p.Seq == 0 {
+		return fmt.Sprintf("line %d: %s: %s", p.Line, p.Kind, p.Detail)
+	}
+	return fmt.Sprintf("record seq %d (line %d): %s: %s", p.Seq, p.Line, p.Kind, p.Detail)
+}
+
+// Report summarises an intact trail. A trail cut at its end still verifies:
+// compare LastSeq and LastHash with a head kept elsewhere (FileSink.Head).
+type Report struct {
+	Records  int
+	Redacted int
+	LastSeq  uint64
+	LastHash string
+}
+
+// seqPrefix recovers the seq of a line too damaged to decode.
+var seqPrefix = regexp.MustCompile(`^\{"seq":([0-9]+),`)
+
+// lookahead bounds how far Verify reads ahead to tell a reordering from a
+// gap.
+const lookahead = 1024
+
+type parsedLine struct {
+	line   int
+	raw    []byte
+	rec    Record
+	err    error
+	digest string
+	redact bool
+}
+
+type lineReader struct {
+	sc      *bufio.Scanner
+	line    int
+	pending []parsedLine
+	err     error
+}
+
+func (r *lineReader) fill(n int) {
+	for len(r.pending) < n && r.err == nil {
+		if !r.sc.Scan() {
+			r.err = r.sc.Err()
+			if r.err == nil {
+				r.err = io.EOF
+			}
+			return
+		}
+		r.line++
+		p := parsedLine{line: r.line, raw: bytes.Clone(r.sc.Bytes())}
+		p.rec, p.err = parseRecord(p.raw)
+		if p.err == nil {
+			var e Event
+			e, p.digest, p.err = recordDigest(p.rec)
+			p.redact = e.Redacted
+		}
+		r.pending = append(r.pending, p)
+	}
+}
+
+// Verify reads a file trail and checks that records run from seq 1 without
+// gaps, that each record's prevHash is its predecessor's hash, that each
+// hash matches the record's seq, prevHash and event digest, and that each
+// non-redacted event matches that digest. It returns the first problem as a
+// *Problem, or a read error. Redacted records verify by the digest they
+// keep.
+func Verify(r io.Reader) (Report, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), 64<<20)
+	lr := &lineReader{sc: sc}
+	rep := Report{LastHash: GenesisHash}
+	var prev *parsedLine
+	for {
+		lr.fill(1)
+		if len(lr.pending) == 0 {
+			if errors.Is(lr.err, io.EOF) {
+				return rep, nil
+			}
+			return rep, fmt.Errorf("audit: reading trail: %w", lr.err)
+		}
+		cur := lr.pending[0]
+		lr.pending = lr.pending[1:]
+		expected := rep.LastSeq + 1
+		if cur.err != nil {
+			seq := cur.rec.Seq
+			if seq == 0 {
+				if m := seqPrefix.FindSubmatch(cur.raw); m != nil {
+					seq, _ = strconv.ParseUint(string(m[1]), 10, 64)
+				}
+			}
+			kind := ProblemAltered
+			if seq == 0 {
+				// Not a record at all: inserted if the chain goes on after
+				// it, else a record overwritten.
+				lr.fill(1)
+				if len(lr.pending) > 0 && lr.pending[0].err == nil && lr.pending[0].rec.Seq == expected {
+					kind = ProblemInserted
+				}
+			}
+			return rep, &Problem{Kind: kind, Line: cur.line, Seq: seq, Detail: cur.err.Error()}
+		}
+		rec := cur.rec
+		if ChainHash(rec.Seq, rec.PrevHash, cur.digest) != rec.Hash {
+			return rep, &Problem{Kind: ProblemAltered, Line: cur.line, Seq: rec.Seq,
+				Detail: "content does not match the record's hash"}
+		}
+		switch {
+		case rec.Seq > expected:
+			lr.fill(lookahead)
+			for _, p := range lr.pending {
+				if p.err == nil && p.rec.Seq == expected {
+					return rep, &Problem{Kind: ProblemReordered, Line: cur.line, Seq: rec.Seq,
+						Detail: fmt.Sprintf("comes before record seq %d (line %d)", expected, p.line)}
+				}
+			}
+			missing := fmt.Sprintf("record seq %d is", expected)
+			if rec.Seq-expected > 1 {
+				missing = fmt.Sprintf("records seq %d to %d are", expected, rec.Seq-1)
+			}
+			return rep, &Problem{Kind: ProblemRemoved, Line: cur.line, Seq: rec.Seq,
+				Detail: missing + " missing before it"}
+		case rec.Seq < expected:
+			if prev != nil && rec.Seq == prev.rec.Seq && rec.Hash != prev.rec.Hash && rec.PrevHash == prev.rec.PrevHash {
+				// Two records claim seq S and link to the same predecessor:
+				// the one the chain continues from is genuine.
+				lr.fill(1)
+				if len(lr.pending) > 0 && lr.pending[0].err == nil && lr.pending[0].rec.PrevHash == rec.Hash {
+					return rep, &Problem{Kind: ProblemInserted, Line: prev.line, Seq: prev.rec.Seq,
+						Detail: fmt.Sprintf("the chain continues from the record seq %d at line %d instead", rec.Seq, cur.line)}
+				}
+			}
+			return rep, &Problem{Kind: ProblemInserted, Line: cur.line, Seq: rec.Seq,
+				Detail: fmt.Sprintf("record seq %d was expected here; this seq came already", expected)}
+		case rec.PrevHash != rep.LastHash:
+			return rep, &Problem{Kind: ProblemBrokenLink, Line: cur.line, Seq: rec.Seq,
+				Detail: "prevHash is not the hash of the record before it"}
+		}
+		rep.Records++
+		if cur.redact {
+			rep.Redacted++
+		}
+		rep.LastSeq, rep.LastHash = rec.Seq, rec.Hash
+		prev = &cur
+	}
+}
+
+// VerifyFile is Verify on the file at path.
+func VerifyFile(path string) (Report, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Report{}, fmt.Errorf("audit: %w", err)
+	}
+	defer f.Close()
+	return Verify(f)
+}
+
+// Redact replaces the event of every non-redacted record for which match
+// returns true by its redacted form (ID, Time, Kind and the original
+// event's digest) and returns how many it redacted. The chain stays
+// verifiable because it covers the digest. The trail is verified first and
+// rewritten atomically (a temporary file in the same directory, fsynced,
+// renamed over it); it must not be open in a FileSink (ErrInUse).
+func Redact(path string, match func(Event) bool) (int, error) {
+	in, err := os.Open(path)
+	if err != nil {
+		return 0, fmt.Errorf("audit: %w", err)
+	}
+	defer in.Close()
+	if err := lockNB(in); err != nil {
+		return 0, fmt.Errorf("audit: %s: %w (%v)", path, ErrInUse, err)
+	}
+	if _, err := Verify(in); err != nil {
+		return 0, fmt.Errorf("audit: not redacting %s, it does not verify: %w", path, err)
+	}
+	if _, err := in.Seek(0, io.SeekStart); err != nil {
+		return 0, fmt.Errorf("audit: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".redact-*")
+	if err != nil {
+		return 0, fmt.Errorf("audit: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // after a successful rename, a no-op
+	defer tmp.Close()
+	if err := tmp.Chmod(0o600); err != nil {
+		return 0, fmt.Errorf("audit: %w", err)
+	}
+	w := bufio.NewWriter(tmp)
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 0, 64<<10), 64<<20)
+	n, line := 0, 0
+	for sc.Scan() {
+		line++
+		raw := sc.Bytes()
+		rec, err := parseRecord(raw)
+		if err != nil {
+			return 0, fmt.Errorf("audit: %s line %d: %w", path, line, err)
+		}
+		e, digest, err := recordDigest(rec)
+		if err != nil {
+			return 0, fmt.Errorf("audit: %s line %d: %w", path, line, err)
+		}
+		if !e.Redacted && match(e) {
+			rec.Event, err = jsonMarshal(e.redact(digest))
+			if err != nil {
+				return 0, err
+			}
+			if raw, err = jsonMarshal(rec); err != nil {
+				return 0, err
+			}
+			n++
+		}
+		w.Write(raw)
+		w.WriteByte('\n')
+	}
+	if err := sc.Err(); err != nil {
+		return 0, fmt.Errorf("audit: reading %s: %w", path, err)
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	if err := w.Flush(); err != nil {
+		return 0, fmt.Errorf("audit: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return 0, fmt.Errorf("audit: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return 0, fmt.Errorf("audit: %w", err)
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return n, nil
+}
