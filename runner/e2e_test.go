@@ -19,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
+	"github.com/aetherai/aether/audit"
 	"github.com/aetherai/aether/broker"
 	"github.com/aetherai/aether/clickstream"
 	"github.com/aetherai/aether/event"
@@ -234,7 +235,7 @@ func TestRunnerEndToEnd(t *testing.T) {
 	require.Contains(t, string(out), sha, "the error names the actual SHA-256")
 
 	cfgPath := writeConfig(t, dir, brokerAddr, httpAddr, modelDir, sha, prefix)
-	r := start(t, bin, env, "run", "-c", cfgPath)
+	r := start(t, bin, env, "run", "-c", cfgPath, "--audit-file", filepath.Join(dir, "audit.jsonl"))
 	r.waitLine(t, "pipeline running", 90*time.Second)
 	base := "http://" + httpAddr
 
@@ -343,7 +344,8 @@ func TestDemoAnswersWithModelScoredItems(t *testing.T) {
 	needONNX(t)
 	bin := buildRunner(t)
 	httpAddr := freePort(t)
-	d := start(t, bin, nil, "demo", "--http", httpAddr, "--api-key", "demo-key", "--rate", "200")
+	d := start(t, bin, nil, "demo", "--http", httpAddr, "--api-key", "demo-key", "--rate", "200",
+		"--audit-file", filepath.Join(t.TempDir(), "audit.jsonl"))
 	line := d.waitLine(t, "/v1/recommendations/", 60*time.Second)
 	url := strings.Fields(line)[len(strings.Fields(line))-1]
 	require.True(t, strings.HasPrefix(url, "http://"+httpAddr+"/v1/recommendations/user_"), line)
@@ -356,4 +358,44 @@ func TestDemoAnswersWithModelScoredItems(t *testing.T) {
 	require.Len(t, ans.Model.SHA256, 64)
 	require.NoError(t, d.cmd.Process.Signal(os.Interrupt))
 	d.waitLine(t, "stopped cleanly", 30*time.Second)
+}
+
+// TestDemoWritesAVerifiableAuditTrail runs `runner demo`, makes a known
+// number of API requests, stops it and verifies its trail: one record per
+// request, exactly, and the hash chain intact.
+func TestDemoWritesAVerifiableAuditTrail(t *testing.T) {
+	needONNX(t)
+	bin := buildRunner(t)
+	httpAddr := freePort(t)
+	trail := filepath.Join(t.TempDir(), "demo-audit.jsonl")
+	d := start(t, bin, nil, "demo", "--http", httpAddr, "--api-key", "demo-key", "--rate", "0",
+		"--history", "5000", "--audit-file", trail)
+	d.waitLine(t, "audit trail: "+trail, 60*time.Second)
+	d.waitLine(t, "Ctrl-C stops the demo", 60*time.Second)
+	base := "http://" + httpAddr
+	requests := 0
+	for _, path := range []string{"/v1/recommendations/user_1?k=5", "/v1/features/user_2", "/healthz", "/readyz"} {
+		code, body := get(t, base+path, "demo-key")
+		requests++
+		require.NotEqual(t, http.StatusUnauthorized, code, string(body))
+	}
+	req, _ := http.NewRequest(http.MethodPost, base+"/v1/events", strings.NewReader(
+		`{"userId":"me","productId":"prod_7","eventType":"click","timestamp":"`+time.Now().UTC().Format(time.RFC3339)+`"}`))
+	req.Header.Set("Authorization", "Bearer demo-key")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	requests++
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+	require.NoError(t, d.cmd.Process.Signal(os.Interrupt))
+	d.waitLine(t, "stopped cleanly", 30*time.Second)
+
+	rep, err := audit.VerifyFile(trail)
+	require.NoError(t, err, "the demo's trail verifies")
+	require.Equal(t, requests, rep.Records, "one record per API request")
+	raw, err := os.ReadFile(trail)
+	require.NoError(t, err)
+	require.NotContains(t, string(raw), "user_1", "no raw user id in the trail")
+	require.NotContains(t, string(raw), "demo-key", "no API key in the trail")
 }

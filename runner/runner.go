@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/aetherai/aether/audit"
 	"github.com/aetherai/aether/event"
 	"github.com/aetherai/aether/examples/recommendations/pipeline"
 	"github.com/aetherai/aether/operators/cache"
@@ -54,6 +55,9 @@ type Parts struct {
 	APIKeys  map[string]string
 	Logger   *slog.Logger
 	Registry *prometheus.Registry
+	// Audit, if set, receives the HTTP API's audit trail; the caller
+	// closes it after Stop.
+	Audit audit.Sink
 }
 
 // Running is a started pipeline.
@@ -155,6 +159,7 @@ func Start(ctx context.Context, p Parts) (run *Running, err error) {
 		Registerer: reg,
 		Gatherer:   reg,
 		Ready:      rt.Ready,
+		Audit:      p.Audit,
 	})
 	if err != nil {
 		return run, err

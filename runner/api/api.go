@@ -28,6 +28,15 @@
 // store, feature store or model is unavailable) is worth retrying and comes
 // with Retry-After.
 //
+// With Config.Audit set, every request leaves one api_request audit event
+// (actor: the client or "anonymous"; resource: the route pattern, never the
+// path; outcome: the status code; correlation id: the request id), and a
+// 401 or 403 also an access_denied event naming the reason. The {userId}
+// path value enters the trail only as its HMAC-SHA256 (Config.
+// AuditSubjectKey), never raw. A failed audit write is counted in
+// aether_audit_write_errors_total and logged; the request is answered all
+// the same.
+//
 // The package depends on interfaces only (EventSink, FeatureStore,
 // recommend.Scorer, recommend.Cache), so it runs without Kafka or Redis in
 // tests; the runner plugs in a processors.Emitter, a processors.View of the
@@ -35,6 +44,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -46,6 +56,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/aetherai/aether/audit"
 	"github.com/aetherai/aether/event"
 	"github.com/aetherai/aether/operators/features"
 	"github.com/aetherai/aether/recommend"
@@ -114,6 +125,17 @@ type Config struct {
 	// runner reports there whether its tables are recovered and its model
 	// is loaded.
 	Ready func() bool
+	// Audit, if set, receives the audit trail of every request: one
+	// api_request event each, plus an access_denied event for a 401 or 403
+	// (see Server.auditRequest). Writes are synchronous; a failed write is
+	// counted in aether_audit_write_errors_total and logged but does not
+	// fail the request. nil means no audit trail.
+	Audit audit.Sink
+	// AuditSubjectKey is the HMAC-SHA256 key of the pseudonymous subject
+	// references of audit events (the hex HMAC of the {userId} path
+	// value): the raw user id never enters the trail. Empty means a random
+	// per-process key, so references match only within one process's run.
+	AuditSubjectKey []byte
 }
 
 // Server is the API's http.Handler. It is safe for concurrent use.
@@ -130,6 +152,8 @@ type Server struct {
 	log      *slog.Logger
 	now      func() time.Time
 	ready    func() bool
+	audit    audit.Sink
+	auditKey []byte
 	metrics  *metrics
 	handler  http.Handler
 }
@@ -170,6 +194,11 @@ func New(cfg Config) (*Server, error) {
 		log:      cfg.Logger,
 		now:      cfg.Now,
 		ready:    cfg.Ready,
+		audit:    cfg.Audit,
+		auditKey: bytes.Clone(cfg.AuditSubjectKey),
+	}
+	if len(s.auditKey) == 0 {
+		s.auditKey = newAuditKey()
 	}
 	if s.defK > s.maxK {
 		errs = append(errs, fmt.Errorf("DefaultK %d is larger than MaxK %d", s.defK, s.maxK))

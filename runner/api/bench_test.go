@@ -3,17 +3,40 @@ package api
 import (
 	"fmt"
 	"net/http/httptest"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/aetherai/aether/audit"
 	"github.com/aetherai/aether/recommend"
 )
 
 // BenchmarkRecommendationsCacheHit serves GET /v1/recommendations/{userId}
 // from the in-memory fake cache, through the whole handler (auth,
-// middleware, metrics, JSON), over 1,000 users with 20 cached items each.
+// middleware, metrics, JSON), over 1,000 users with 20 cached items each:
+// without an audit trail, then with the hash-chained file trail (fsync on
+// every write, the default) and with the file trail fsynced every second.
 func BenchmarkRecommendationsCacheHit(b *testing.B) {
-	f := newFixture(b)
+	b.Run("audit=off", func(b *testing.B) { benchCacheHit(b, nil) })
+	b.Run("audit=file-sync-every-write", func(b *testing.B) {
+		benchCacheHit(b, openBenchTrail(b))
+	})
+	b.Run("audit=file-sync-1s", func(b *testing.B) {
+		benchCacheHit(b, openBenchTrail(b, audit.SyncInterval(time.Second)))
+	})
+}
+
+func openBenchTrail(b *testing.B, opts ...audit.FileOption) audit.Sink {
+	s, err := audit.OpenFile(filepath.Join(b.TempDir(), "audit.jsonl"), opts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func benchCacheHit(b *testing.B, trail audit.Sink) {
+	f := newFixture(b, func(c *Config) { c.Audit = trail })
 	const users = 1000
 	reqs := make([]string, users)
 	for u := range users {

@@ -43,6 +43,7 @@ type metrics struct {
 	accepted    *prometheus.CounterVec
 	answers     map[recommend.Source]prometheus.Counter
 	cacheErrors *prometheus.CounterVec
+	auditErrors prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -74,6 +75,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "aether_api_cache_errors_total",
 			Help: "Failed recommendation cache operations (get, put); a failed get is served as a miss.",
 		}, []string{"op"}),
+		auditErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "aether_audit_write_errors_total",
+			Help: "API audit events that could not be written to the audit sink (the requests were answered all the same).",
+		}),
 	}
 	for _, r := range reasons {
 		m.rejected[r] = rejected.WithLabelValues(r)
@@ -83,7 +88,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	m.cacheErrors.WithLabelValues("get")
 	m.cacheErrors.WithLabelValues("put")
-	for _, c := range []prometheus.Collector{m.requests, m.duration, rejected, m.accepted, answers, m.cacheErrors} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, rejected, m.accepted, answers, m.cacheErrors, m.auditErrors} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -28,6 +28,7 @@ type requestInfo struct {
 	route  string // the matched pattern
 	client string // the API key's client, once authenticated
 	reason string // why the request was rejected, if it was
+	userID string // the {userId} path value, for the audit subject only
 }
 
 type infoKey struct{}
@@ -66,6 +67,7 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 			}
 			s.metrics.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
 			s.metrics.duration.WithLabelValues(route).Observe(d.Seconds())
+			s.auditRequest(r, ri, route, status)
 			level := slog.LevelInfo
 			if status >= 500 {
 				level = slog.LevelError
@@ -123,7 +125,9 @@ func (s *Server) recoverPanics(next http.Handler) http.Handler {
 // routed records the route pattern for the log and metrics.
 func routed(pattern string, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		infoFrom(r.Context()).route = pattern
+		ri := infoFrom(r.Context())
+		ri.route = pattern
+		ri.userID = r.PathValue("userId")
 		h(w, r)
 	})
 }

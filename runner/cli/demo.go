@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"iter"
@@ -35,6 +36,7 @@ type demoFlags struct {
 	history                 int
 	seed                    uint64
 	verbose                 bool
+	auditFile               string
 }
 
 func demoCmd() *cobra.Command {
@@ -76,6 +78,7 @@ loopback. It prints what to try with curl. Ctrl-C or SIGTERM stops it.`,
 	cmd.Flags().IntVar(&f.products, "products", 2000, "synthetic products")
 	cmd.Flags().IntVar(&f.history, "history", 100000, "synthetic events the model is trained on")
 	cmd.Flags().Uint64Var(&f.seed, "seed", 1, "seed of the synthetic data")
+	cmd.Flags().StringVar(&f.auditFile, "audit-file", "", "append the audit trail to this file (default: aether-audit-<UTC timestamp>.jsonl in the current directory)")
 	cmd.Flags().BoolVarP(&f.verbose, "verbose", "v", false, "log the runtime's progress")
 	return cmd
 }
@@ -139,10 +142,14 @@ func demo(ctx context.Context, out io.Writer, log *slog.Logger, f demoFlags) err
 	if err != nil {
 		return err
 	}
-	run, err := runner.Start(ctx, runner.Parts{Config: cfg, Scorer: scorer, Cache: c,
-		APIKeys: map[string]string{"demo": f.apiKey}, Logger: log, Registry: reg})
+	trail, err := openAuditFile(out, f.auditFile)
 	if err != nil {
 		return err
+	}
+	run, err := runner.Start(ctx, runner.Parts{Config: cfg, Scorer: scorer, Cache: c,
+		APIKeys: map[string]string{"demo": f.apiKey}, Logger: log, Registry: reg, Audit: trail})
+	if err != nil {
+		return errors.Join(err, trail.Close())
 	}
 
 	streamDone := make(chan error, 1)
@@ -179,7 +186,7 @@ Ctrl-C stops the demo.
 	fmt.Fprintln(out, "stopping...")
 	stopStream()
 	err = <-streamDone
-	if serr := run.Stop(); serr != nil {
+	if serr := errors.Join(run.Stop(), trail.Close()); serr != nil {
 		return serr
 	}
 	if err != nil {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,6 +22,7 @@ import (
 // overrides are the flags every command taking -c FILE accepts.
 type overrides struct {
 	file, brokers, redis, http, apiKey, modelSHA string
+	auditFile                                    string
 }
 
 func (o *overrides) register(cmd *cobra.Command) {
@@ -30,6 +32,7 @@ func (o *overrides) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&o.http, "http", "", "HTTP API address (overrides http.listen)")
 	cmd.Flags().StringVar(&o.apiKey, "api-key", "", "an API key for the client \"cli\" (added to http.apiKeys); also from AETHER_API_KEY")
 	cmd.Flags().StringVar(&o.modelSHA, "model-sha256", "", "the approved model's SHA-256 (overrides model.sha256)")
+	cmd.Flags().StringVar(&o.auditFile, "audit-file", "", "append the audit trail to this file (overrides audit.file)")
 }
 
 // load reads the file and applies the flags, then validates again.
@@ -52,6 +55,9 @@ func (o *overrides) load() (*config.Config, error) {
 	}
 	if o.modelSHA != "" {
 		cfg.Model.SHA256 = o.modelSHA
+	}
+	if o.auditFile != "" {
+		cfg.Audit.File = o.auditFile
 	}
 	if o.apiKey != "" {
 		if cfg.HTTP.APIKeys == nil {
@@ -133,9 +139,13 @@ func runPipeline(ctx context.Context, out io.Writer, log *slog.Logger, cfg *conf
 	if err != nil {
 		return err
 	}
-	run, err := runner.Start(ctx, runner.Parts{Config: cfg, Scorer: scorer, Cache: c, APIKeys: keys, Logger: log, Registry: reg})
+	trail, err := openAuditFile(out, cfg.Audit.File)
 	if err != nil {
 		return err
+	}
+	run, err := runner.Start(ctx, runner.Parts{Config: cfg, Scorer: scorer, Cache: c, APIKeys: keys, Logger: log, Registry: reg, Audit: trail})
+	if err != nil {
+		return errors.Join(err, trail.Close())
 	}
 	m := scorer.Model()
 	fmt.Fprintf(out, "pipeline running: HTTP API on http://%s, model %s (sha256 %s), Kafka %v, Redis %s\n",
@@ -148,5 +158,5 @@ func runPipeline(ctx context.Context, out io.Writer, log *slog.Logger, cfg *conf
 	}
 	<-ctx.Done()
 	fmt.Fprintln(out, "stopping")
-	return run.Stop()
+	return errors.Join(run.Stop(), trail.Close())
 }

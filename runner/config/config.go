@@ -29,6 +29,7 @@ type Config struct {
 	HTTP     HTTP        `yaml:"http"`
 	Sessions Sessions    `yaml:"sessions"`
 	Storage  StorageConf `yaml:"storage"`
+	Audit    AuditConf   `yaml:"audit"`
 }
 
 // Kafka says where the brokers are.
@@ -102,6 +103,14 @@ type StorageConf struct {
 	// Dir keeps tables in LevelDB under it; empty keeps them in memory,
 	// recovered from Kafka at start.
 	Dir string `yaml:"dir"`
+}
+
+// AuditConf says where the audit trail goes.
+type AuditConf struct {
+	// File is the hash-chained JSON-lines trail `runner run` appends to
+	// (--audit-file overrides it); empty means aether-audit-<UTC
+	// timestamp>.jsonl in the current directory.
+	File string `yaml:"file"`
 }
 
 // Defaults fills what the file leaves out.

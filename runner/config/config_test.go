@@ -117,3 +117,14 @@ func TestModelRolloutFields(t *testing.T) {
 }
 
 const sha64 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+func TestAuditFile(t *testing.T) {
+	c, err := config.Parse([]byte(minimal))
+	require.NoError(t, err)
+	require.Empty(t, c.Audit.File, "no file: the runner picks a default")
+	c, err = config.Parse([]byte(minimal + "audit:\n  file: /var/log/aether/audit.jsonl\n"))
+	require.NoError(t, err)
+	require.Equal(t, "/var/log/aether/audit.jsonl", c.Audit.File)
+	_, err = config.Parse([]byte(minimal + "audit:\n  path: x\n"))
+	require.ErrorContains(t, err, "field path not found")
+}
