@@ -1,8 +1,8 @@
 # Aether's everyday commands. `make demo` and `make test` are the README's
 # two set-up commands; both install the ONNX Runtime library first if it is
-# missing (scripts/onnxruntime.sh, from the npm package onnxruntime-node).
+# missing (scripts/onnxruntime.sh, from the npm package onnxruntime-node),
+# where model.Load finds it by default.
 GO ?= go
-ONNX = $(shell bash scripts/onnxruntime.sh | tail -1)
 
 .PHONY: demo test onnxruntime examples bench bench-pipeline bench-serve check runner
 
@@ -10,10 +10,10 @@ onnxruntime:
 	@bash scripts/onnxruntime.sh
 
 demo: onnxruntime
-	ONNXRUNTIME_SHARED_LIBRARY_PATH=$(ONNX) $(GO) run ./runner/cmd/runner demo
+	$(GO) run ./runner/cmd/runner demo
 
 test: onnxruntime
-	ONNXRUNTIME_SHARED_LIBRARY_PATH=$(ONNX) $(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
 
 runner:
 	$(GO) build -o bin/runner ./runner/cmd/runner
@@ -23,13 +23,13 @@ examples:
 	$(GO) run ./examples/trending -check
 
 bench: onnxruntime
-	ONNXRUNTIME_SHARED_LIBRARY_PATH=$(ONNX) $(GO) test -run '^$$' -bench . -benchmem ./operators/... ./internal/... ./model/...
+	$(GO) test -run '^$$' -bench . -benchmem ./operators/... ./internal/... ./model/...
 
 bench-pipeline:
 	$(GO) run ./bench/cmd/aether-bench pipeline
 
 bench-serve: onnxruntime
-	ONNXRUNTIME_SHARED_LIBRARY_PATH=$(ONNX) $(GO) run ./bench/cmd/aether-bench serve
+	$(GO) run ./bench/cmd/aether-bench serve
 
 check:
 	test -z "$$(gofmt -l .)" && $(GO) vet ./... && $(GO) mod tidy && git diff --exit-code go.mod go.sum

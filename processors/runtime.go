@@ -23,6 +23,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -448,17 +449,11 @@ func (g gokaLogger) Print(v ...any)                 { g.l.Debug(fmt.Sprint(v...)
 func (g gokaLogger) Println(v ...any)               { g.l.Debug(fmt.Sprint(v...)) }
 func (g gokaLogger) Printf(format string, v ...any) { g.l.Debug(fmt.Sprintf(format, v...)) }
 
+// keyHash names a key in logs without the key itself (a user id).
 func keyHash(key string) string {
-	return strconv.FormatUint(uint64(fnv32(key)), 16)
-}
-
-func fnv32(s string) uint32 {
-	h := uint32(2166136261)
-	for i := 0; i < len(s); i++ {
-		h ^= uint32(s[i])
-		h *= 16777619
-	}
-	return h
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	return strconv.FormatUint(uint64(h.Sum32()), 16)
 }
 
 // Outcomes returns how many input records the named processor has handled

@@ -28,12 +28,17 @@ type partition struct {
 
 func (p *partition) observe(at, now time.Time) {
 	p.mu.Lock()
+	p.advance(at, now)
+	p.mu.Unlock()
+}
+
+// advance moves the watermark to at if it is later; p.mu is held.
+func (p *partition) advance(at, now time.Time) {
 	if at.After(p.wm) {
 		p.wm = at
 		p.lastSeen = now
 		p.wmMillis.Store(at.UnixMilli())
 	}
-	p.mu.Unlock()
 }
 
 // eventTime returns the watermark without idle advance, without locking.
@@ -60,25 +65,19 @@ func (p *partition) watermark(now time.Time, idleAdvance bool) time.Time {
 func (p *partition) record(key string, eventTime, nextTimer, now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if eventTime.After(p.wm) {
-		p.wm = eventTime
-		p.lastSeen = now
-		p.wmMillis.Store(eventTime.UnixMilli())
-	}
-	if nextTimer.IsZero() {
-		delete(p.timers, key)
-		return
-	}
-	if p.timers == nil {
-		p.timers = map[string]time.Time{}
-	}
-	p.timers[key] = nextTimer
+	p.advance(eventTime, now)
+	p.indexTimer(key, nextTimer)
 }
 
 // setTimer records key's earliest timer; zero removes it.
 func (p *partition) setTimer(key string, at time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.indexTimer(key, at)
+}
+
+// indexTimer sets or (for zero) removes key's timer; p.mu is held.
+func (p *partition) indexTimer(key string, at time.Time) {
 	if at.IsZero() {
 		delete(p.timers, key)
 		return

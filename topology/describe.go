@@ -43,14 +43,7 @@ func (t *Topology) describeDOT() string {
 		id := "stream:" + s.Name
 		if !declared[id] {
 			declared[id] = true
-			label := s.Name
-			if s.Retention > 0 {
-				label += "\\nretention " + humanDuration(s.Retention)
-			}
-			if len(s.Personal) > 0 {
-				label += "\\npersonal: " + strings.Join(s.Personal, ", ")
-			}
-			fmt.Fprintf(&b, "  %q [shape=cylinder, label=\"%s\"];\n", id, label)
+			fmt.Fprintf(&b, "  %q [shape=cylinder, label=\"%s\"];\n", id, streamLabel(s, `\n`))
 		}
 		return id
 	}
@@ -155,6 +148,19 @@ func streamLine(s StreamSpec) string {
 	return b.String()
 }
 
+// streamLabel is a stream's name, retention and personal fields, one per
+// line, lines joined by the diagram's line break.
+func streamLabel(s StreamSpec, br string) string {
+	label := s.Name
+	if s.Retention > 0 {
+		label += br + "retention " + humanDuration(s.Retention)
+	}
+	if len(s.Personal) > 0 {
+		label += br + "personal: " + strings.Join(s.Personal, ", ")
+	}
+	return label
+}
+
 func humanDuration(d time.Duration) string {
 	if d%(24*time.Hour) == 0 {
 		return fmt.Sprintf("%dd", d/(24*time.Hour))
@@ -209,14 +215,7 @@ func (t *Topology) describeMermaid() string {
 		id := mermaidID("s", s.Name)
 		if !declared[id] {
 			declared[id] = true
-			label := s.Name
-			if s.Retention > 0 {
-				label += "<br/>retention " + humanDuration(s.Retention)
-			}
-			if len(s.Personal) > 0 {
-				label += "<br/>personal: " + strings.Join(s.Personal, ", ")
-			}
-			fmt.Fprintf(&b, "  %s[(\"%s\")]\n", id, label)
+			fmt.Fprintf(&b, "  %s[(\"%s\")]\n", id, streamLabel(s, "<br/>"))
 		}
 		return id
 	}

@@ -298,12 +298,15 @@ func (n *node[S, In, Out]) Handle(rec Record, table []byte, obs Observer) Result
 
 // run runs the chain on one input, turning a panic into an error.
 func (n *node[S, In, Out]) run(c *opContext[S], v In, emit func(Out) error) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("%w: %v", ErrPanic, r)
-		}
-	}()
+	defer recoverPanic(&err)
 	return operators.Invoke(c, n.spec.Chain, v, emit)
+}
+
+// fire runs the timer of operator op, turning a panic into an error.
+func (n *node[S, In, Out]) fire(c *opContext[S], op string, emit func(Out) error) (err error) {
+	defer recoverPanic(&err)
+	_, err = operators.FireTimer(c, n.spec.Chain, op, emit)
+	return err
 }
 
 // encode writes the envelope with state as its tail, appending the state
@@ -357,21 +360,16 @@ func (n *node[S, In, Out]) Fire(key string, table []byte, watermark time.Time, o
 		env.clearTimer(t.op)
 		c := &opContext[S]{key: key, at: time.UnixMilli(t.deadline).UTC(), wm: watermark, state: &state, obs: obs, env: &env, timed: true}
 		c.stack = c.frames[:0]
-		err := guard(func() error {
-			_, err := operators.FireTimer(c, n.spec.Chain, t.op, func(o Out) error { return n.emit(key, o, &res) })
-			return err
-		})
-		if err != nil {
+		if err := n.fire(c, t.op, func(o Out) error { return n.emit(key, o, &res) }); err != nil {
 			// A failing timer has no input record to dead-letter: report it
 			// and drop the timer, keeping the state as it was before it.
 			return Result{Outcome: DeadLettered, Failure: c.failure(err)}
 		}
 		c.applyTimers()
 	}
-	if env.state, err = n.spec.Table.Encode(state); err != nil {
+	if res.Table, err = n.encode(&env, state, len(table)); err != nil {
 		return Result{Outcome: DeadLettered, Failure: &Failure{Stage: "state", Err: err}}
 	}
-	res.Table = env.appendTo(make([]byte, 0, len(table)+32))
 	res.NextTimer = env.nextTimer()
 	return res
 }
@@ -380,13 +378,11 @@ func (n *node[S, In, Out]) Fire(key string, table []byte, watermark time.Time, o
 // record is dead-lettered like any rejected record, and the process lives.
 var ErrPanic = errors.New("operator panicked")
 
-func guard(fn func() error) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("%w: %v", ErrPanic, r)
-		}
-	}()
-	return fn()
+// recoverPanic, deferred, turns an operator's panic into an error.
+func recoverPanic(err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("%w: %v", ErrPanic, r)
+	}
 }
 
 func (n *node[S, In, Out]) emit(key string, o Out, res *Result) error {

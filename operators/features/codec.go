@@ -9,6 +9,7 @@ import (
 
 	"github.com/aetherai/aether/codec"
 	"github.com/aetherai/aether/event"
+	"github.com/aetherai/aether/internal/wire"
 )
 
 // Formats of the binary codecs.
@@ -110,25 +111,25 @@ func (stateCodec) Decode(b []byte) (State, error) {
 	if err != nil {
 		return State{}, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
-	r := reader{b: rest}
+	r := newReader(rest)
 	base := s.Session.Last
-	s.EventsTotal = r.uvarint()
-	s.FirstSeen = base - r.varint()
-	s.LastSeen = base + r.varint()
+	s.EventsTotal = r.Uvarint()
+	s.FirstSeen = base - r.Varint()
+	s.LastSeen = base + r.Varint()
 	for i := range s.SessionCounts {
-		s.SessionCounts[i] = r.uvarint()
+		s.SessionCounts[i] = r.Uvarint()
 	}
 	for i := range s.LifetimeCounts {
-		s.LifetimeCounts[i] = r.uvarint()
+		s.LifetimeCounts[i] = r.Uvarint()
 	}
-	s.ClosedSessions = r.uvarint()
-	s.TotalSessionMs = r.varint()
-	s.LastSessionMs = r.varint()
-	s.GapBeforeMs = r.varint()
-	s.LastEmit = base + r.varint()
+	s.ClosedSessions = r.Uvarint()
+	s.TotalSessionMs = r.Varint()
+	s.LastSessionMs = r.Varint()
+	s.GapBeforeMs = r.Varint()
+	s.LastEmit = base + r.Varint()
 	if n := r.count(3, MaxRecentItems); n > 0 {
 		s.Recent = make([]Item, n, n+1) // room for one more item without growing
-		r.b, r.err = decodeItems(r.b, s.Recent, base)
+		r.B, r.Err = decodeItems(r.B, s.Recent, base)
 	}
 	if err := r.done("state"); err != nil {
 		return State{}, err
@@ -274,45 +275,45 @@ func (recordCodec) Decode(b []byte) (Record, error) {
 	if b[0] != version1 {
 		return r, fmt.Errorf("%w: record version %d, want %d", ErrMalformed, b[0], version1)
 	}
-	rd := reader{b: b[1:]}
+	rd := newReader(b[1:])
 	rd.strings()
 	r.UserID = rd.string()
-	r.EventsTotal = rd.uvarint()
+	r.EventsTotal = rd.Uvarint()
 	ss := &r.Session
 	flags := rd.byte()
-	if flags&^recordOpen != 0 && rd.err == nil {
-		rd.err = malformed("record", "unknown flags")
+	if flags&^recordOpen != 0 && rd.Err == nil {
+		rd.Err = malformed("record", "unknown flags")
 	}
 	ss.Open = flags&recordOpen != 0
-	ss.Seq = rd.uint32()
-	base := rd.varint()
+	ss.Seq = rd.Uint32()
+	base := rd.Varint()
 	ss.Start = millis(base)
-	ss.LastEventAt = millis(base + rd.varint())
+	ss.LastEventAt = millis(base + rd.Varint())
 	ss.DurationSeconds = rd.float()
-	ss.Events = rd.uint32()
+	ss.Events = rd.Uint32()
 	rd.counts(&ss.Counts)
 	rd.counts(&r.LifetimeCounts)
-	r.Sessions = rd.uint32()
+	r.Sessions = rd.Uint32()
 	r.AvgSessionSeconds = rd.float()
 	r.LastSessionSeconds = rd.float()
-	r.FirstSeen = millis(base - rd.varint())
-	r.LastSeen = millis(base + rd.varint())
+	r.FirstSeen = millis(base - rd.Varint())
+	r.LastSeen = millis(base + rd.Varint())
 	r.GapBeforeSessionSeconds = rd.float()
-	r.LateEvents = rd.uvarint()
+	r.LateEvents = rd.Uvarint()
 	switch code := rd.byte(); {
 	case int(code) < len(reasonCodes):
 		r.Reason = reasonCodes[code]
 	case code == reasonOther:
 		r.Reason = Reason(rd.string())
-	case rd.err == nil:
-		rd.err = malformed("record", "reason")
+	case rd.Err == nil:
+		rd.Err = malformed("record", "reason")
 	}
 	n := rd.count(3, math.MaxInt32)
 	r.RecentItems = make([]RecentItem, n)
 	prev := base
 	for i := range r.RecentItems {
 		it := &r.RecentItems[i]
-		at := prev + rd.varint()
+		at := prev + rd.Varint()
 		prev = at
 		it.At = millis(at)
 		switch t := rd.byte(); {
@@ -320,8 +321,8 @@ func (recordCodec) Decode(b []byte) (Record, error) {
 			it.EventType = event.Types[t]
 		case t == typeOther:
 			it.EventType = event.Type(rd.string())
-		case rd.err == nil:
-			rd.err = malformed("record", "event type")
+		case rd.Err == nil:
+			rd.Err = malformed("record", "event type")
 		}
 		it.ProductID = rd.string()
 	}
@@ -357,136 +358,79 @@ var (
 	errOverflow  = malformed("input", "varint overflow")
 )
 
-// reader decodes from b, remembering the first error. After strings(),
+// reader decodes from B, remembering the first error. After strings(),
 // string() returns substrings of one copy of the remaining input, so that
 // decoding allocates once for all strings.
 type reader struct {
-	b   []byte
+	wire.Reader
 	all string
-	err error
 }
 
-func (r *reader) fail(err error) {
-	if r.err == nil {
-		r.err = err
-	}
-}
-
-// uvarint and varint inline the one-byte case, the most common by far.
-func (r *reader) uvarint() uint64 {
-	if b := r.b; len(b) > 0 && b[0] < 0x80 {
-		r.b = b[1:]
-		return uint64(b[0])
-	}
-	return r.uvarintSlow()
-}
-
-func (r *reader) uvarintSlow() uint64 {
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		if n == 0 {
-			r.fail(errTruncated)
-		} else {
-			r.fail(errOverflow)
-		}
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) varint() int64 {
-	if b := r.b; len(b) > 0 && b[0] < 0x80 {
-		r.b = b[1:]
-		return int64(b[0]>>1) ^ -int64(b[0]&1)
-	}
-	return r.varintSlow()
-}
-
-func (r *reader) varintSlow() int64 {
-	v, n := binary.Varint(r.b)
-	if n <= 0 {
-		if n == 0 {
-			r.fail(errTruncated)
-		} else {
-			r.fail(errOverflow)
-		}
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) uint32() uint32 {
-	v := r.uvarint()
-	if v > math.MaxUint32 {
-		r.fail(errOverflow)
-		return 0
-	}
-	return uint32(v)
+func newReader(b []byte) reader {
+	return reader{Reader: wire.Reader{B: b, Truncated: errTruncated, Overflow: errOverflow}}
 }
 
 func (r *reader) byte() byte {
-	if len(r.b) == 0 {
-		r.fail(errTruncated)
+	if len(r.B) == 0 {
+		r.Fail(errTruncated)
 		return 0
 	}
-	c := r.b[0]
-	r.b = r.b[1:]
+	c := r.B[0]
+	r.B = r.B[1:]
 	return c
 }
 
 // float reads a float written by appendFloat, rejecting NaN and infinities
 // (which Encode, like encoding/json, refuses).
 func (r *reader) float() float64 {
-	f := math.Float64frombits(bits.ReverseBytes64(r.uvarint()))
+	f := math.Float64frombits(bits.ReverseBytes64(r.Uvarint()))
 	if math.IsNaN(f) || math.IsInf(f, 0) {
-		r.fail(malformed("input", "float not finite"))
+		r.Fail(malformed("input", "float not finite"))
 		return 0
 	}
 	return f
 }
 
 func (r *reader) counts(c *Counts) {
-	c.View, c.Click, c.AddToCart, c.Purchase = r.uvarint(), r.uvarint(), r.uvarint(), r.uvarint()
+	c.View, c.Click, c.AddToCart, c.Purchase = r.Uvarint(), r.Uvarint(), r.Uvarint(), r.Uvarint()
 }
 
 // count reads an element count, rejecting one above limit or one the
 // remaining input cannot hold at min bytes per element.
 func (r *reader) count(min, limit int) int {
-	n := r.uvarint()
-	if r.err != nil {
+	n := r.Uvarint()
+	if r.Err != nil {
 		return 0
 	}
-	if n > uint64(limit) || n > uint64(len(r.b)/min) {
-		r.fail(malformed("input", "element count"))
+	if n > uint64(limit) || n > uint64(len(r.B)/min) {
+		r.Fail(malformed("input", "element count"))
 		return 0
 	}
 	return int(n)
 }
 
-func (r *reader) strings() { r.all = string(r.b) }
+func (r *reader) strings() { r.all = string(r.B) }
 
 func (r *reader) string() string {
-	n := r.uvarint()
-	if n > uint64(len(r.b)) {
-		r.fail(errTruncated)
+	n := r.Uvarint()
+	if n > uint64(len(r.B)) {
+		r.Fail(errTruncated)
 		return ""
 	}
-	if r.err != nil {
+	if r.Err != nil {
 		return ""
 	}
-	start := len(r.all) - len(r.b)
-	r.b = r.b[n:]
+	start := len(r.all) - len(r.B)
+	r.B = r.B[n:]
 	return r.all[start : start+int(n)]
 }
 
 func (r *reader) done(what string) error {
-	if r.err != nil {
-		return r.err
+	if r.Err != nil {
+		return r.Err
 	}
-	if len(r.b) != 0 {
-		return malformed(what, fmt.Sprintf("%d trailing bytes", len(r.b)))
+	if len(r.B) != 0 {
+		return malformed(what, fmt.Sprintf("%d trailing bytes", len(r.B)))
 	}
 	return nil
 }

@@ -4,8 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 	"time"
+
+	"github.com/aetherai/aether/internal/wire"
 )
 
 // State is one key's session state, embedded in the processor's table
@@ -101,17 +102,17 @@ func (s *State) Decode(b []byte) (rest []byte, err error) {
 	if flags&^flagOpen != 0 {
 		return b, errFlags
 	}
-	r := reader{b: b[1:]}
+	r := wire.Reader{B: b[1:], Truncated: errTruncated, Overflow: errOverflow}
 	s.Open = flags&flagOpen != 0
-	s.Start = r.varint()
-	s.Last = s.Start + r.varint()
-	s.Seq = r.uint32()
-	s.Events = r.uint32()
-	s.PrevStart = s.Start - r.varint()
-	s.PrevEnd = s.PrevStart + r.varint()
-	s.PrevEvents = r.uint32()
-	s.Late = r.uvarint()
-	return r.b, r.err
+	s.Start = r.Varint()
+	s.Last = s.Start + r.Varint()
+	s.Seq = r.Uint32()
+	s.Events = r.Uint32()
+	s.PrevStart = s.Start - r.Varint()
+	s.PrevEnd = s.PrevStart + r.Varint()
+	s.PrevEvents = r.Uint32()
+	s.Late = r.Uvarint()
+	return r.B, r.Err
 }
 
 var (
@@ -119,49 +120,3 @@ var (
 	errFlags     = fmt.Errorf("%w: unknown flags", ErrMalformed)
 	errOverflow  = fmt.Errorf("%w: varint overflow", ErrMalformed)
 )
-
-type reader struct {
-	b   []byte
-	err error
-}
-
-func (r *reader) uvarint() uint64 {
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		if r.err == nil {
-			r.err = errTruncated
-			if n < 0 {
-				r.err = errOverflow
-			}
-		}
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) varint() int64 {
-	v, n := binary.Varint(r.b)
-	if n <= 0 {
-		if r.err == nil {
-			r.err = errTruncated
-			if n < 0 {
-				r.err = errOverflow
-			}
-		}
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) uint32() uint32 {
-	v := r.uvarint()
-	if v > math.MaxUint32 {
-		if r.err == nil {
-			r.err = errOverflow
-		}
-		return 0
-	}
-	return uint32(v)
-}
