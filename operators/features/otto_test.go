@@ -21,7 +21,8 @@ import (
 	"github.com/aetherai/aether/operators/sessionize"
 )
 
-const ottoPath = "/work/shared/data/otto/sessions.jsonl"
+// ottoPath is the repository's copy of the sample (with its licence note).
+const ottoPath = "../../clickstream/testdata/otto/sessions.jsonl"
 
 type ottoEvent struct {
 	AID  int64  `json:"aid"`
@@ -39,9 +40,6 @@ var ottoTypes = map[string]event.Type{"clicks": event.Click, "carts": event.AddT
 func loadOtto(t *testing.T) []ottoSession {
 	t.Helper()
 	f, err := os.Open(ottoPath)
-	if os.IsNotExist(err) {
-		t.Skipf("OTTO sample not found at %s", ottoPath)
-	}
 	require.NoError(t, err)
 	defer f.Close()
 	var out []ottoSession
