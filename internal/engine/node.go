@@ -466,7 +466,6 @@ type opContext[S any] struct {
 	obs       Observer
 	env       *envelope
 	lookup    func(table, key string) ([]byte, error)
-	current   string
 	failed    string
 	timed     bool // measure operator latency for this record
 	stack     []frame
@@ -482,11 +481,11 @@ func (c *opContext[S]) Source() operators.Source { return c.src }
 func (c *opContext[S]) State() *S                { return c.state }
 
 func (c *opContext[S]) SetTimer(at time.Time) {
-	c.changes = append(c.changes, timerChange{op: c.current, deadline: at.UnixMilli()})
+	c.changes = append(c.changes, timerChange{op: c.current(), deadline: at.UnixMilli()})
 }
 
 func (c *opContext[S]) ClearTimer() {
-	c.changes = append(c.changes, timerChange{op: c.current, clear: true})
+	c.changes = append(c.changes, timerChange{op: c.current(), clear: true})
 }
 
 func (c *opContext[S]) Lookup(table, key string) ([]byte, error) {
@@ -507,7 +506,14 @@ func (c *opContext[S]) Enter(name string) {
 		f.start = time.Now()
 	}
 	c.stack = append(c.stack, f)
-	c.current = name
+}
+
+// current is the operator running now (the innermost entered).
+func (c *opContext[S]) current() string {
+	if len(c.stack) == 0 {
+		return ""
+	}
+	return c.stack[len(c.stack)-1].name
 }
 
 func (c *opContext[S]) Leave(err error) {
@@ -522,10 +528,6 @@ func (c *opContext[S]) Leave(err error) {
 			d = time.Since(f.start)
 		}
 		c.obs.Operator(f.name, d, err)
-	}
-	c.current = ""
-	if len(c.stack) > 0 {
-		c.current = c.stack[len(c.stack)-1].name
 	}
 }
 
