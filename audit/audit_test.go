@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/aetherai/aether/audit"
@@ -319,4 +320,22 @@ func TestResumeAfterReopen(t *testing.T) {
 
 	_, err = audit.OpenFile(empty, audit.SyncInterval(0))
 	require.ErrorContains(t, err, "sync interval must be positive")
+}
+
+func TestFileSinkMetrics(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	s, err := audit.OpenFile(filepath.Join(t.TempDir(), "trail.jsonl"), audit.FileRegisterer(reg))
+	require.NoError(t, err)
+	before := float64(time.Now().Unix())
+	require.NoError(t, s.Write(context.Background(), audittest.Event(t, 1), audittest.Event(t, 2), audittest.Event(t, 3)))
+	require.NoError(t, s.Close())
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		m := mf.GetMetric()[0]
+		got[mf.GetName()] = m.GetCounter().GetValue() + m.GetGauge().GetValue()
+	}
+	require.Equal(t, 3.0, got["aether_audit_events_written_total"])
+	require.GreaterOrEqual(t, got["aether_audit_last_write_timestamp_seconds"], before)
 }

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // FileOption configures OpenFile.
@@ -18,6 +20,7 @@ type FileOption interface{ applyFile(*fileConfig) error }
 
 type fileConfig struct {
 	syncInterval time.Duration // 0: fsync every write
+	reg          prometheus.Registerer
 }
 
 type fileOpt func(*fileConfig) error
@@ -42,6 +45,14 @@ func SyncInterval(d time.Duration) FileOption {
 	})
 }
 
+// FileRegisterer exports the trail's progress on reg:
+// aether_audit_events_written_total and
+// aether_audit_last_write_timestamp_seconds, the names the Elasticsearch
+// sink exports too, so that the stalled-trail alert works on either.
+func FileRegisterer(reg prometheus.Registerer) FileOption {
+	return fileOpt(func(c *fileConfig) error { c.reg = reg; return nil })
+}
+
 // ErrInUse is returned when another FileSink or Redact holds the trail.
 var ErrInUse = errors.New("audit trail is in use")
 
@@ -62,6 +73,9 @@ type FileSink struct {
 
 	stop chan struct{}
 	done chan struct{}
+
+	written   prometheus.Counter
+	lastWrite prometheus.Gauge
 }
 
 var _ Sink = (*FileSink)(nil)
@@ -85,10 +99,23 @@ func OpenFile(path string, opts ...FileOption) (*FileSink, error) {
 		f.Close()
 		return nil, fmt.Errorf("audit: %s: %w (%v)", path, ErrInUse, err)
 	}
-	s := &FileSink{path: path, cfg: cfg, f: f, lastHash: GenesisHash}
+	s := &FileSink{path: path, cfg: cfg, f: f, lastHash: GenesisHash,
+		written: prometheus.NewCounter(prometheus.CounterOpts{Name: "aether_audit_events_written_total",
+			Help: "Audit events stored in the trail."}),
+		lastWrite: prometheus.NewGauge(prometheus.GaugeOpts{Name: "aether_audit_last_write_timestamp_seconds",
+			Help: "Unix time at which audit events were last stored in the trail."}),
+	}
 	if err := s.resume(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("audit: %s: %w", path, err)
+	}
+	if cfg.reg != nil {
+		for _, c := range []prometheus.Collector{s.written, s.lastWrite} {
+			if err := cfg.reg.Register(c); err != nil {
+				f.Close()
+				return nil, fmt.Errorf("audit: registering metrics: %w", err)
+			}
+		}
 	}
 	if cfg.syncInterval > 0 {
 		s.stop, s.done = make(chan struct{}), make(chan struct{})
@@ -207,12 +234,12 @@ func (s *FileSink) Write(ctx context.Context, events ...Event) error {
 	s.seq, s.lastHash = seq, hash
 	if s.cfg.syncInterval > 0 {
 		s.dirty = true
-		return nil
-	}
-	if err := s.f.Sync(); err != nil {
+	} else if err := s.f.Sync(); err != nil {
 		s.err = fmt.Errorf("audit: %s: fsync failed, sink stopped: %w", s.path, err)
 		return s.err
 	}
+	s.written.Add(float64(len(events)))
+	s.lastWrite.SetToCurrentTime()
 	return nil
 }
 

@@ -17,10 +17,12 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -47,6 +49,15 @@ type options struct {
 	addrSet    bool
 	autoCreate bool
 	logger     *slog.Logger
+	tls        *tls.Config
+	users      []saslUser
+	acls       bool
+}
+
+// saslUser is a SASL user of the embedded broker.
+type saslUser struct {
+	mechanism, name, password string
+	super                     bool
 }
 
 // Brokers sets the number of brokers in the cluster (default 1, at most
@@ -144,6 +155,54 @@ func Logger(l *slog.Logger) Option {
 	}
 }
 
+// ListenTLS makes every listener speak TLS with c (its certificate is the
+// brokers'). Clients then need broker.Security{TLS: ...}.
+func ListenTLS(c *tls.Config) Option {
+	return func(o *options) error {
+		if c == nil || (len(c.Certificates) == 0 && c.GetCertificate == nil) {
+			return errors.New("broker: ListenTLS: a config with a server certificate is required")
+		}
+		o.tls = c
+		return nil
+	}
+}
+
+// User adds a SASL user (mechanism SASLPlain, SASLScramSHA256 or
+// SASLScramSHA512) whose requests are subject to ACLs, principal
+// "User:<name>". Any User or Superuser turns SASL authentication on: a
+// client without credentials is then refused.
+func User(mechanism, name, password string) Option {
+	return addUser(saslUser{mechanism: mechanism, name: name, password: password})
+}
+
+// Superuser adds a SASL user that bypasses ACLs: the operator's identity
+// for creating topics and ACLs.
+func Superuser(mechanism, name, password string) Option {
+	return addUser(saslUser{mechanism: mechanism, name: name, password: password, super: true})
+}
+
+func addUser(u saslUser) Option {
+	return func(o *options) error {
+		switch u.mechanism {
+		case SASLPlain, SASLScramSHA256, SASLScramSHA512:
+		default:
+			return fmt.Errorf("broker: SASL user %q: unknown mechanism %q (want %s, %s or %s)", u.name, u.mechanism, SASLPlain, SASLScramSHA256, SASLScramSHA512)
+		}
+		if u.name == "" || u.password == "" {
+			return fmt.Errorf("broker: SASL user %q: empty name or password", u.name)
+		}
+		o.users = append(o.users, u)
+		return nil
+	}
+}
+
+// EnableACLs makes the broker enforce ACLs: a principal may do only what
+// an ACL allows it, superusers anything. It needs a Superuser, since
+// otherwise no one could create the first ACL.
+func EnableACLs() Option {
+	return func(o *options) error { o.acls = true; return nil }
+}
+
 // Broker is a running in-process Kafka-protocol cluster.
 type Broker struct {
 	cluster *kfake.Cluster
@@ -164,6 +223,9 @@ func Start(opts ...Option) (*Broker, error) {
 		if err := opt(&o); err != nil {
 			return nil, err
 		}
+	}
+	if o.acls && !slices.ContainsFunc(o.users, func(u saslUser) bool { return u.super }) {
+		return nil, errors.New("broker: EnableACLs needs a Superuser to create the ACLs")
 	}
 	if o.port > 0 && o.port+o.brokers-1 > 65535 {
 		return nil, fmt.Errorf("broker: ports %d..%d out of range", o.port, o.port+o.brokers-1)
@@ -198,6 +260,22 @@ func Start(opts ...Option) (*Broker, error) {
 	}
 	if o.logger != nil {
 		kopts = append(kopts, kfake.WithLogger(slogAdapter{o.logger}))
+	}
+	if o.tls != nil {
+		kopts = append(kopts, kfake.TLS(o.tls))
+	}
+	if len(o.users) > 0 {
+		kopts = append(kopts, kfake.EnableSASL())
+	}
+	for _, u := range o.users {
+		if u.super {
+			kopts = append(kopts, kfake.Superuser(u.mechanism, u.name, u.password))
+		} else {
+			kopts = append(kopts, kfake.User(u.mechanism, u.name, u.password))
+		}
+	}
+	if o.acls {
+		kopts = append(kopts, kfake.EnableACLs())
 	}
 
 	c, err := kfake.NewCluster(kopts...)

@@ -159,6 +159,7 @@ http:
   listen: %s
   apiKeys:
     e2e-shop: env:E2E_KEY
+  admin: {listen: "127.0.0.1:0", token: e2e-admin-token}
 sessions:
   gap: 30m
   # One feature record per session start, then none for an hour: the test

@@ -7,19 +7,22 @@ package runner
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/aetherai/aether/audit"
+	"github.com/aetherai/aether/broker"
 	"github.com/aetherai/aether/event"
 	"github.com/aetherai/aether/examples/recommendations/pipeline"
+	"github.com/aetherai/aether/internal/buildinfo"
 	"github.com/aetherai/aether/operators/cache"
 	"github.com/aetherai/aether/operators/features"
 	"github.com/aetherai/aether/operators/score"
@@ -27,6 +30,7 @@ import (
 	"github.com/aetherai/aether/recommend"
 	"github.com/aetherai/aether/runner/api"
 	"github.com/aetherai/aether/runner/config"
+	"github.com/aetherai/aether/topology"
 )
 
 // Declare returns the pipeline the configuration describes. With a scorer
@@ -58,15 +62,22 @@ type Parts struct {
 	// Audit, if set, receives the HTTP API's audit trail; the caller
 	// closes it after Stop.
 	Audit audit.Sink
+	// AuditSubjectKey keys the pseudonymous user and address references
+	// in the trail of both APIs; empty draws a random key per process.
+	AuditSubjectKey []byte
 }
 
 // Running is a started pipeline.
 type Running struct {
 	// Addr is the HTTP API's address.
-	Addr     string
-	Pipeline *pipeline.Pipeline
-	Runtime  *processors.Runtime
-	stop     []func() error
+	Addr string
+	// Admin is the admin API (nil when http.admin.listen is "off"), to add
+	// routes to; AdminAddr its address.
+	Admin     *api.AdminServer
+	AdminAddr string
+	Pipeline  *pipeline.Pipeline
+	Runtime   *processors.Runtime
+	stop      []func() error
 }
 
 // Stop shuts the HTTP server, the processors and the clients down, in
@@ -84,6 +95,23 @@ func (r *Running) Stop() error {
 // the API is listening.
 func Start(ctx context.Context, p Parts) (run *Running, err error) {
 	cfg := p.Config
+	// Everything the HTTP section needs is resolved before anything
+	// starts: a missing key, token or certificate fails fast.
+	tlsCfg, err := api.TLSFromConfig(cfg.HTTP)
+	if err != nil {
+		return nil, err
+	}
+	subjectKey := p.AuditSubjectKey
+	if len(subjectKey) == 0 {
+		subjectKey = make([]byte, 32)
+		_, _ = rand.Read(subjectKey)
+	}
+	var adminCfg api.AdminConfig
+	if cfg.HTTP.Admin.Enabled() {
+		if err := adminCfg.ApplyHTTP(cfg.HTTP); err != nil {
+			return nil, err
+		}
+	}
 	brokers := p.Brokers
 	if len(brokers) == 0 {
 		brokers = cfg.Kafka.Brokers
@@ -113,8 +141,21 @@ func Start(ctx context.Context, p Parts) (run *Running, err error) {
 		}
 	}()
 
+	// Each processor, the ingest emitter and the feature view connect as
+	// their own principal (kafka.security), so each gets only the ACLs
+	// derived for it (runner acls); without a security block these are
+	// plain connections.
+	kafkaAs, err := kafkaRoles(cfg.Kafka, pl)
+	if err != nil {
+		return run, err
+	}
 	opts := []processors.Option{processors.Brokers(brokers...), processors.Registry(reg), processors.Logger(log),
-		processors.DefaultPartitions(cfg.Kafka.Partitions)}
+		processors.DefaultPartitions(cfg.Kafka.Partitions), processors.PerProcessorSarama(pl.Topology, kafkaAs.processor)}
+	if !kafkaAs.admin {
+		// Without administrator credentials the topics must exist
+		// already (runner topics --apply).
+		opts = append(opts, processors.CreateTopics(false))
+	}
 	if cfg.Storage.Dir != "" {
 		opts = append(opts, processors.StorageDir(cfg.Storage.Dir))
 	}
@@ -123,6 +164,9 @@ func Start(ctx context.Context, p Parts) (run *Running, err error) {
 		return run, err
 	}
 	run.Runtime = rt
+	if err := registerMonitoring(reg, brokers, kafkaAs.adminConf("aether-lag"), pl, log); err != nil {
+		return run, err
+	}
 	log.Info("starting processors; tables recover first", "processors", len(pl.Topology.Processors()))
 	stopRT, err := rt.Start(ctx)
 	if err != nil {
@@ -130,7 +174,7 @@ func Start(ctx context.Context, p Parts) (run *Running, err error) {
 	}
 	run.stop = append(run.stop, stopRT)
 
-	view, err := processors.NewView(brokers, pl.Sessionizer.Table())
+	view, err := processors.NewView(brokers, pl.Sessionizer.Table(), processors.ClientSarama(kafkaAs.views))
 	if err != nil {
 		return run, err
 	}
@@ -139,7 +183,7 @@ func Start(ctx context.Context, p Parts) (run *Running, err error) {
 	go func() { viewDone <- view.Run(vctx) }()
 	run.stop = append(run.stop, func() error { stopView(); return ignoreCanceled(<-viewDone) })
 
-	em, err := processors.NewEmitter(brokers, pl.Raw)
+	em, err := processors.NewEmitter(brokers, pl.Raw, processors.ClientSarama(kafkaAs.ingest))
 	if err != nil {
 		return run, err
 	}
@@ -149,7 +193,7 @@ func Start(ctx context.Context, p Parts) (run *Running, err error) {
 	for client, key := range p.APIKeys {
 		keys[key] = client
 	}
-	srv, err := api.New(api.Config{
+	acfg := api.Config{
 		Events:     eventSink{em},
 		Features:   featureStore{view},
 		Scorer:     scorer,
@@ -160,11 +204,17 @@ func Start(ctx context.Context, p Parts) (run *Running, err error) {
 		Gatherer:   reg,
 		Ready:      rt.Ready,
 		Audit:      p.Audit,
-	})
+		// One key for both APIs, so their references to a user match.
+		AuditSubjectKey: subjectKey,
+	}
+	if err := acfg.ApplyHTTP(cfg.HTTP); err != nil {
+		return run, err
+	}
+	srv, err := api.New(acfg)
 	if err != nil {
 		return run, err
 	}
-	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+	ln, err := api.Listen(cfg.HTTP.Listen, tlsCfg)
 	if err != nil {
 		return run, fmt.Errorf("http: %w", err)
 	}
@@ -181,7 +231,32 @@ func Start(ctx context.Context, p Parts) (run *Running, err error) {
 		}
 		return err
 	})
-	log.Info("HTTP API listening", "addr", run.Addr)
+	log.Info("HTTP API listening", "addr", run.Addr, "tls", tlsCfg != nil)
+	if cfg.HTTP.Admin.Enabled() {
+		adminCfg.Audit, adminCfg.Logger, adminCfg.AuditSubjectKey = p.Audit, log, subjectKey
+		adm, err := api.NewAdmin(adminCfg)
+		if err != nil {
+			return run, err
+		}
+		aln, err := api.ListenAdmin(cfg.HTTP.Admin.Listen, tlsCfg)
+		if err != nil {
+			return run, fmt.Errorf("admin http: %w", err)
+		}
+		ahs := &http.Server{Handler: adm, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
+		aserved := make(chan error, 1)
+		go func() { aserved <- ahs.Serve(aln) }()
+		run.Admin, run.AdminAddr = adm, aln.Addr().String()
+		run.stop = append(run.stop, func() error {
+			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			err := ahs.Shutdown(sctx)
+			if serr := <-aserved; !errors.Is(serr, http.ErrServerClosed) {
+				err = errors.Join(err, serr)
+			}
+			return err
+		})
+		log.Info("admin API listening", "addr", run.AdminAddr)
+	}
 	return run, nil
 }
 
@@ -224,3 +299,61 @@ func (f featureStore) Get(userID string) (features.Record, bool, error) {
 }
 
 func (f featureStore) Ready() bool { return f.view.Recovered() }
+
+// registerMonitoring adds what the alert rules watch beyond the processors'
+// own metrics: the build, and each processor group's consumer lag read from
+// the brokers at scrape time.
+func registerMonitoring(reg prometheus.Registerer, brokers []string, kc *sarama.Config, pl *pipeline.Pipeline, log *slog.Logger) error {
+	if err := buildinfo.Register(reg); err != nil {
+		return err
+	}
+	var groups []string
+	for _, p := range pl.Topology.Processors() {
+		groups = append(groups, p.Name)
+	}
+	lag, err := broker.NewLagCollector(brokers, kc, broker.LagGroups(groups...), broker.LagLogger(log))
+	if err != nil {
+		return err
+	}
+	return reg.Register(lag)
+}
+
+// kafkaConfigs are the sarama configurations of the pipeline's Kafka roles.
+type kafkaConfigs struct {
+	perProcessor  map[string]func(clientID string) *sarama.Config
+	ingest, views func(clientID string) *sarama.Config
+	// admin is whether the runtime's own client (which creates missing
+	// topics) has administrator credentials: always without SASL.
+	admin     bool
+	adminConf func(clientID string) *sarama.Config
+}
+
+func (k kafkaConfigs) processor(name, clientID string) *sarama.Config {
+	if name == "" {
+		return k.adminConf(clientID)
+	}
+	return k.perProcessor[name](clientID)
+}
+
+func kafkaRoles(kc config.Kafka, pl *pipeline.Pipeline) (k kafkaConfigs, err error) {
+	k.perProcessor = map[string]func(string) *sarama.Config{}
+	for _, sp := range pl.Topology.Processors() {
+		if k.perProcessor[sp.Name], err = kc.Sarama(sp.Name); err != nil {
+			return k, err
+		}
+	}
+	if k.ingest, err = kc.Sarama(topology.RoleIngest); err != nil {
+		return k, err
+	}
+	if k.views, err = kc.Sarama(topology.RoleViews); err != nil {
+		return k, err
+	}
+	k.adminConf, err = kc.Sarama(config.KafkaAdminRole)
+	k.admin = err == nil
+	if !k.admin {
+		// The runtime's client then connects as the ingest role, which
+		// may describe but not create topics.
+		k.adminConf = k.ingest
+	}
+	return k, nil
+}

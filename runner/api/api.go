@@ -10,18 +10,30 @@
 //
 // Every route behind an API key expects `Authorization: Bearer KEY`; reads
 // need a key as much as writes, since recommendations and feature records
-// are personal data. Keys are compared in constant time and never logged.
+// are personal data. The server holds only the keys' SHA-256 digests (a
+// configuration may give nothing else), compares them in constant time, and
+// names the client, never the key, in logs and the audit trail; each client
+// has one key. A known key then passes, in this order, the client's
+// address allowlist (403; the address is the TCP peer, or from
+// X-Forwarded-For only through Config.TrustedProxies, see clientAddr) and
+// its rate limit (429 with Retry-After). Every 401, 403 and 429 is audited
+// as access_denied with the address pseudonymised.
 // /metrics, /healthz and /readyz need no key: the runner binds them, like
 // the rest of the internal endpoints, to a loopback or private address.
+// HTTPS is the listener's (LoadTLS, Listen: TLS 1.2 at least); the admin
+// API is a separate handler on its own listener (AdminServer, ListenAdmin).
 //
 // Ingest is strict, so that a client learns of a mistake at once instead of
 // losing data silently: field names match exactly (case-sensitive), an
 // unknown field such as "email" or "userID" is a 400 naming it (data
 // minimisation: nothing is accepted that the pipeline would drop), a field
 // of the wrong type is a 400 naming the field, the timestamp must be RFC
-// 3339 and at most an hour ahead of the server's clock. In a batch the
-// error names the event's 0-based index ("event 3: invalid event:
-// productId is required") and nothing of the batch is sent.
+// 3339 and at most an hour ahead of the server's clock, clientIp an IP
+// address. In a batch the error names the event's 0-based index ("event 3:
+// invalid event: productId is required") and nothing of the batch is sent.
+// A body over MaxBodyBytes or a batch over MaxBatch is a 413. Before events
+// leave the API their clientIp is replaced by its keyed hash (or dropped,
+// Config.ClientIP): the event store never sees a raw address.
 //
 // Every error is JSON, {"error":"..."}, says what is wrong with the request
 // and never carries another user's data. A 4xx is final; a 503 (the event
@@ -31,7 +43,7 @@
 // With Config.Audit set, every request leaves one api_request audit event
 // (actor: the client or "anonymous"; resource: the route pattern, never the
 // path; outcome: the status code; correlation id: the request id), and a
-// 401 or 403 also an access_denied event naming the reason. The {userId}
+// 401, 403 or 429 also an access_denied event naming the reason. The {userId}
 // path value enters the trail only as its HMAC-SHA256 (Config.
 // AuditSubjectKey), never raw. A failed audit write is counted in
 // aether_audit_write_errors_total and logged; the request is answered all
@@ -50,11 +62,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/time/rate"
 
 	"github.com/aetherai/aether/audit"
 	"github.com/aetherai/aether/event"
@@ -101,12 +115,27 @@ type Config struct {
 	// stored.
 	Cache recommend.Cache
 	// APIKeys maps each API key to the name of the client holding it. The
-	// name, never the key, appears in logs.
+	// name, never the key, appears in logs and the audit trail; the server
+	// keeps only the key's SHA-256. One key per client.
 	APIKeys map[string]string
+	// Clients maps client names to their key digests and network policy,
+	// for keys stored hashed (see ApplyHTTP). A client may appear here and
+	// in APIKeys only with the same key.
+	Clients map[string]Client
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
+	// believed (see clientAddr); from any other peer the header is ignored.
+	TrustedProxies []netip.Prefix
+	// RateLimit limits each client's requests (zero: no limit).
+	RateLimit RateLimit
+	// ClientIP says how ingest pseudonymises an event's clientIp before
+	// the event reaches Events (default: HMAC with a random per-process
+	// key, logged as a warning once).
+	ClientIP ClientIPPolicy
 	// MaxBodyBytes bounds the body of POST /v1/events (default 1 MiB);
 	// larger bodies are answered 413.
 	MaxBodyBytes int64
-	// MaxBatch bounds the events of one request (default 1000).
+	// MaxBatch bounds the events of one request (default 1000); a larger
+	// batch is answered 413.
 	MaxBatch int
 	// DefaultK is the number of items when the request has no k (default
 	// 20); MaxK is the largest k accepted (default 100).
@@ -126,7 +155,7 @@ type Config struct {
 	// is loaded.
 	Ready func() bool
 	// Audit, if set, receives the audit trail of every request: one
-	// api_request event each, plus an access_denied event for a 401 or 403
+	// api_request event each, plus an access_denied event for a 401, 403 or 429
 	// (see Server.auditRequest). Writes are synchronous; a failed write is
 	// counted in aether_audit_write_errors_total and logged but does not
 	// fail the request. nil means no audit trail.
@@ -145,6 +174,9 @@ type Server struct {
 	scorer   recommend.Scorer
 	cache    recommend.Cache
 	keys     keyring
+	proxies  []netip.Prefix
+	limits   map[string]*rate.Limiter
+	clientIP *ClientIPPseudonymizer
 	maxBody  int64
 	maxBatch int
 	defK     int
@@ -174,7 +206,15 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Cache == nil {
 		errs = append(errs, errors.New("Cache is required"))
 	}
-	keys, err := newKeyring(cfg.APIKeys)
+	keys, err := newKeyring(cfg.APIKeys, cfg.Clients)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	limits, err := newLimiters(cfg.RateLimit, keys.clients())
+	if err != nil {
+		errs = append(errs, err)
+	}
+	clientIP, err := NewClientIPPseudonymizer(cfg.ClientIP)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -187,6 +227,9 @@ func New(cfg Config) (*Server, error) {
 		scorer:   cfg.Scorer,
 		cache:    cfg.Cache,
 		keys:     keys,
+		proxies:  normalizePrefixes(cfg.TrustedProxies),
+		limits:   limits,
+		clientIP: clientIP,
 		maxBody:  orDefault(cfg.MaxBodyBytes, DefaultMaxBodyBytes),
 		maxBatch: orDefault(cfg.MaxBatch, DefaultMaxBatch),
 		defK:     orDefault(cfg.DefaultK, DefaultK),
@@ -216,8 +259,11 @@ func New(cfg Config) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	if s.metrics, err = newMetrics(reg); err != nil {
+	if s.metrics, err = newMetrics(reg, keys.clients()); err != nil {
 		return nil, fmt.Errorf("api: metrics: %w", err)
+	}
+	if s.clientIP.RandomKey() {
+		s.log.Warn("clientIp is pseudonymised with a random per-process key: pseudonyms change at every restart; set http.clientIp.keyEnv for stable ones")
 	}
 	s.handler = s.routes(gat)
 	return s, nil

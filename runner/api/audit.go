@@ -7,22 +7,26 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"log/slog"
+	"maps"
 	"net/http"
 	"strconv"
 
 	"github.com/aetherai/aether/audit"
+	"github.com/aetherai/aether/recommend"
 )
 
 // auditActorAnonymous is the actor of a request without a valid API key.
 const auditActorAnonymous = "anonymous"
 
 // auditRequest writes the request's audit trail: one audit.KindAPIRequest
-// event for every request and, for a 401 or 403, an audit.KindAccessDenied
-// event with the reason. The resource is the route pattern, never the path
-// (it holds a user id); the subject is the pseudonymous reference of the
-// {userId} path value (see Server.subjectRef), so that the raw user id never
-// enters the trail. A failed write does not fail the request: it is counted
-// in aether_audit_write_errors_total and logged.
+// event for every request and, for a denial (401, 403, 429), an
+// audit.KindAccessDenied event with the reason and the client address's
+// pseudonymous reference (attribute clientIpRef, see Server.subjectRef).
+// The resource is the route pattern, never the path (it holds a user id);
+// the subject is the pseudonymous reference of the {userId} path value, so
+// that neither the raw user id nor a raw address enters the trail. A
+// failed write does not fail the request: it is counted in
+// aether_audit_write_errors_total and logged.
 func (s *Server) auditRequest(r *http.Request, ri *requestInfo, route string, status int) {
 	if s.audit == nil {
 		return
@@ -38,6 +42,12 @@ func (s *Server) auditRequest(r *http.Request, ri *requestInfo, route string, st
 	}
 	if ri.reason != "" {
 		attrs["reason"] = ri.reason
+	}
+	if a := ri.answer; a != nil {
+		// Which model made the answer, and how.
+		attrs["source"] = string(a.source)
+		attrs["modelVersion"] = a.model.Version
+		attrs["modelSha256"] = a.model.SHA256
 	}
 	var subject string
 	if ri.userID != "" {
@@ -58,13 +68,29 @@ func (s *Server) auditRequest(r *http.Request, ri *requestInfo, route string, st
 	if err == nil {
 		events = append(events, e)
 	}
-	if err == nil && (status == http.StatusUnauthorized || status == http.StatusForbidden) {
+	if a := ri.answer; err == nil && a != nil {
+		// A fresh inference gets a record of its own.
+		if a.source == recommend.FromInference {
+			inf := base
+			inf.Kind, inf.Action, inf.Outcome = audit.KindInference, "score", "ok"
+			inf.Resource = "model/" + a.model.SHA256
+			inf.Attributes = map[string]string{"modelVersion": a.model.Version, "route": route}
+			if e, err = audit.New(inf); err == nil {
+				events = append(events, e)
+			}
+		}
+	}
+	if err == nil && isDenial(status) {
 		denied := base
 		outcome := code
 		if ri.reason != "" {
 			outcome += " " + ri.reason
 		}
-		denied.Kind, denied.Outcome, denied.Attributes = audit.KindAccessDenied, outcome, attrs
+		dattrs := maps.Clone(attrs)
+		if ri.ip.IsValid() {
+			dattrs[attrClientIPRef] = s.subjectRef(ri.ip.String())
+		}
+		denied.Kind, denied.Outcome, denied.Attributes = audit.KindAccessDenied, outcome, dattrs
 		if e, err = audit.New(denied); err == nil {
 			events = append(events, e)
 		}
@@ -80,13 +106,26 @@ func (s *Server) auditRequest(r *http.Request, ri *requestInfo, route string, st
 	}
 }
 
+// attrClientIPRef is the access_denied attribute holding the pseudonymous
+// reference of the client's address.
+const attrClientIPRef = "clientIpRef"
+
+// isDenial reports whether a status refuses access: a missing or bad
+// credential, a forbidden address or an exhausted rate limit.
+func isDenial(status int) bool {
+	return status == http.StatusUnauthorized || status == http.StatusForbidden || status == http.StatusTooManyRequests
+}
+
 // subjectRef is the pseudonymous reference of a user id: the hex of its
 // HMAC-SHA256 under the server's audit key (Config.AuditSubjectKey, else a
 // random per-process key). The same user gets the same reference in one
 // trail; without the key a reference cannot be tied back to the user id.
-func (s *Server) subjectRef(userID string) string {
-	m := hmac.New(sha256.New, s.auditKey)
-	m.Write([]byte(userID))
+func (s *Server) subjectRef(userID string) string { return hmacHex(s.auditKey, userID) }
+
+// hmacHex is the hex HMAC-SHA256 of v under key.
+func hmacHex(key []byte, v string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(v))
 	return hex.EncodeToString(m.Sum(nil))
 }
 

@@ -78,19 +78,25 @@ func TestAuditOneEventPerRequest(t *testing.T) {
 		t.Fatalf("get: %d %s", w.Code, w.Body)
 	}
 	ev = mem.Events()
-	if len(ev) != 6 {
-		t.Fatalf("after the GET: %d events, want 6", len(ev))
+	if len(ev) != 7 {
+		t.Fatalf("after the GET: %d events, want 7 (the request and its inference)", len(ev))
 	}
-	g := ev[5]
+	g, inf := ev[5], ev[6]
+	m := f.srv.scorer.Model()
 	if g.Kind != audit.KindAPIRequest || g.Actor != shopName || g.Resource != routeRecommendations || g.Outcome != "200" ||
-		g.Subject != wantSubject("alice_42") || g.Attributes["client"] != shopName {
+		g.Subject != wantSubject("alice_42") || g.Attributes["client"] != shopName ||
+		g.Attributes["source"] != "inference" || g.Attributes["modelSha256"] != m.SHA256 || g.Attributes["modelVersion"] != m.Version {
 		t.Errorf("GET event: %+v", g)
+	}
+	if inf.Kind != audit.KindInference || inf.Actor != shopName || inf.Resource != "model/"+m.SHA256 || inf.Action != "score" ||
+		inf.Outcome != "ok" || inf.Subject != g.Subject || inf.CorrelationID != g.CorrelationID || inf.Attributes["modelVersion"] != m.Version {
+		t.Errorf("inference event: %+v", inf)
 	}
 
 	// A 400 for an invalid user id is audited once, not as a denial.
 	f.do("GET", "/v1/recommendations/"+strings.Repeat("x", 300), shopKey, "")
 	ev = mem.Events()
-	if len(ev) != 7 || ev[6].Kind != audit.KindAPIRequest || ev[6].Outcome != "400" || ev[6].Attributes["reason"] != reasonInvalidUserID {
+	if len(ev) != 8 || ev[7].Kind != audit.KindAPIRequest || ev[7].Outcome != "400" || ev[7].Attributes["reason"] != reasonInvalidUserID {
 		t.Fatalf("after the 400: %+v", ev[len(ev)-1])
 	}
 
@@ -168,7 +174,7 @@ func TestAuditFileTrailVerifies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Records != 4 {
-		t.Errorf("%d records, want 4", rep.Records)
+	if rep.Records != 5 { // 202; 401 and its denial; 200 and its inference
+		t.Errorf("%d records, want 5", rep.Records)
 	}
 }

@@ -41,7 +41,7 @@ func TestPostEvents(t *testing.T) {
 		{"trailing data", shopKey, validEvent + validEvent, 400, `{"error":"malformed JSON: unexpected data after the top-level value"}`},
 		{"empty batch", shopKey, `[]`, 400, `{"error":"empty batch: send at least one event"}`},
 		{"batch element not an object", shopKey, `[` + validEvent + `,42]`, 400, `{"error":"event 1: invalid event: not a JSON object"}`},
-		{"batch too large", shopKey, batchJSON("u1", 6), 400, `{"error":"batch larger than 5 events: split it into several requests"}`},
+		{"batch too large", shopKey, batchJSON("u1", 6), 413, `{"error":"batch larger than 5 events: split it into several requests"}`},
 
 		{"wrong type", shopKey, `{"userId":"u1","productId":789,"eventType":"view","timestamp":"2023-10-27T10:30:00Z"}`, 400, `{"error":"invalid event: productId must be a string, not number"}`},
 		{"wrong type in batch", shopKey, `[` + validEvent + `,{"userId":"u1","productId":"p","eventType":true,"timestamp":"2023-10-27T10:30:00Z"}]`, 400, `{"error":"event 1: invalid event: eventType must be a string, not bool"}`},
@@ -82,7 +82,8 @@ func TestPostEvents(t *testing.T) {
 }
 
 // TestPostEventsBatchAllOrNothing: one invalid event in a batch sends none
-// of it; the corrected batch is sent whole, in order, as given.
+// of it; the corrected batch is sent whole, in order, as given but for
+// clientIp, pseudonymised.
 func TestPostEventsBatchAllOrNothing(t *testing.T) {
 	f := newFixture(t)
 	events := make([]string, 10)
@@ -106,7 +107,7 @@ func TestPostEventsBatchAllOrNothing(t *testing.T) {
 	for i, e := range sent[0] {
 		want := event.Event{
 			UserID: "user_1", ProductID: "prod_00" + string(rune('0'+i%7)), EventType: []event.Type{"view", "click", "click", "add_to_cart", "view", "purchase"}[i%6],
-			Timestamp: time.Date(2023, 10, 27, 10, 30, 3*i, 0, time.UTC), ClientIP: "192.168.1.100", EventID: "ev-user_1-" + string(rune('0'+i)),
+			Timestamp: time.Date(2023, 10, 27, 10, 30, 3*i, 0, time.UTC), ClientIP: hmacOf(clientIPKey, "192.168.1.100"), EventID: "ev-user_1-" + string(rune('0'+i)),
 		}
 		if !e.Timestamp.Equal(want.Timestamp) {
 			t.Errorf("event %d: timestamp %v, want %v", i, e.Timestamp, want.Timestamp)
@@ -150,7 +151,7 @@ func TestPostEventsBodyTooLargeUnknownLength(t *testing.T) {
 func TestPostEventsDefaultMaxBatch(t *testing.T) {
 	f := newFixture(t, func(c *Config) { c.MaxBodyBytes = 1 << 22 })
 	check(t, f.do("POST", "/v1/events", shopKey, batchJSON("u1", DefaultMaxBatch)), 202, `{"accepted":1000}`)
-	check(t, f.do("POST", "/v1/events", shopKey, batchJSON("u1", DefaultMaxBatch+1)), 400, `{"error":"batch larger than 1000 events: split it into several requests"}`)
+	check(t, f.do("POST", "/v1/events", shopKey, batchJSON("u1", DefaultMaxBatch+1)), 413, `{"error":"batch larger than 1000 events: split it into several requests"}`)
 }
 
 // TestPostEventsErrorsNameOnlyTheirEvent: an error in a batch mixing users

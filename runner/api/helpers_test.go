@@ -3,6 +3,9 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -34,7 +37,17 @@ const (
 	otherKey  = "key-other-fedcba9876543210"
 	modelSHA  = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 	modelVers = "v1"
+	// clientIPKey is the fixture's clientIp HMAC key.
+	clientIPKey = "client-ip-test-key-0123"
 )
+
+// hmacOf is the hex HMAC-SHA256 of v under key, computed independently of
+// the code under test.
+func hmacOf(key, v string) string {
+	m := hmac.New(sha256.New, []byte(key))
+	m.Write([]byte(v))
+	return hex.EncodeToString(m.Sum(nil))
+}
 
 // fixture is a server wired to fakes.
 type fixture struct {
@@ -70,6 +83,7 @@ func newFixture(t testing.TB, edit ...func(*Config)) *fixture {
 		Registerer: f.reg,
 		Gatherer:   f.reg,
 		Now:        func() time.Time { return now },
+		ClientIP:   ClientIPPolicy{Key: []byte(clientIPKey)},
 	}
 	for _, e := range edit {
 		e(&cfg)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -22,7 +23,9 @@ type accepted struct {
 // postEvents ingests one event object or a JSON array of 1 to MaxBatch of
 // them. The batch is all-or-nothing: every event is parsed and validated
 // before any is sent, and the first problem is answered 400 naming the
-// event's index (0-based) in the array. 202 {"accepted":N} means the event
+// event's index (0-based) in the array; a body over MaxBodyBytes or a batch
+// over MaxBatch is a 413. Each event's clientIp is pseudonymised (or
+// dropped) before the events are sent. 202 {"accepted":N} means the event
 // store acknowledged all N; a 503 means the client should retry the batch.
 func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 	tooLarge := "request body larger than " + strconv.FormatInt(s.maxBody, 10) + " bytes"
@@ -41,12 +44,23 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	evs, err := parseEvents(body, s.maxBatch, s.now())
 	if err != nil {
-		reason := reasonMalformedJSON
+		reason, status := reasonMalformedJSON, http.StatusBadRequest
 		if ie, ok := errors.AsType[*ingestError](err); ok {
 			reason = ie.reason
 		}
-		s.reject(w, r, http.StatusBadRequest, reason, err.Error())
+		if reason == reasonBatchTooLarge {
+			status = http.StatusRequestEntityTooLarge
+		}
+		s.reject(w, r, status, reason, err.Error())
 		return
+	}
+	// Personal data is pseudonymised before it leaves the API: the event
+	// store (Kafka) never sees a raw client address.
+	for i := range evs {
+		if err := s.clientIP.Apply(&evs[i]); err != nil {
+			s.reject(w, r, http.StatusBadRequest, reasonInvalidEvent, err.Error())
+			return
+		}
 	}
 	if err := s.events.Send(r.Context(), evs); err != nil {
 		ri := infoFrom(r.Context())
@@ -195,6 +209,12 @@ func parseEvent(dec *json.Decoder, index int, now time.Time) (event.Event, error
 	}
 	if err := e.ValidateAt(now); err != nil {
 		return e, at(index, reasonInvalidEvent, "%s", err)
+	}
+	if _, err := netip.ParseAddr(e.ClientIP); e.ClientIP != "" && err != nil {
+		// Checked here, before anything is sent, so that a bad address
+		// fails the batch naming its event; ClientIPPseudonymizer.Apply
+		// then cannot fail.
+		return e, at(index, reasonInvalidEvent, "%v: clientIp must be an IPv4 or IPv6 address", event.ErrInvalid)
 	}
 	return e, nil
 }

@@ -11,6 +11,8 @@ import (
 const (
 	reasonMissingKey       = "missing_api_key"
 	reasonInvalidKey       = "invalid_api_key"
+	reasonIPNotAllowed     = "ip_not_allowed"
+	reasonRateLimited      = "rate_limited"
 	reasonBodyTooLarge     = "body_too_large"
 	reasonMalformedJSON    = "malformed_json"
 	reasonInvalidEvent     = "invalid_event"
@@ -27,7 +29,7 @@ const (
 )
 
 var reasons = [...]string{
-	reasonMissingKey, reasonInvalidKey, reasonBodyTooLarge, reasonMalformedJSON,
+	reasonMissingKey, reasonInvalidKey, reasonIPNotAllowed, reasonRateLimited, reasonBodyTooLarge, reasonMalformedJSON,
 	reasonInvalidEvent, reasonEmptyBatch, reasonBatchTooLarge, reasonInvalidUserID,
 	reasonInvalidK, reasonNoFeatures, reasonNotFound, reasonMethodNotAllowed,
 	reasonUnavailable, reasonInternal, reasonPanic,
@@ -44,9 +46,12 @@ type metrics struct {
 	answers     map[recommend.Source]prometheus.Counter
 	cacheErrors *prometheus.CounterVec
 	auditErrors prometheus.Counter
+	// rateLimited counts the 429s by client, every client exposed from
+	// the start.
+	rateLimited *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, clients []string) (*metrics, error) {
 	rejected := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "aether_http_rejected_total",
 		Help: "API requests answered with an error, by reason.",
@@ -79,6 +84,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "aether_audit_write_errors_total",
 			Help: "API audit events that could not be written to the audit sink (the requests were answered all the same).",
 		}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "aether_http_rate_limited_total",
+			Help: "API requests refused with 429 because the client's rate limit was exceeded, by client.",
+		}, []string{"client"}),
+	}
+	for _, c := range clients {
+		m.rateLimited.WithLabelValues(c)
 	}
 	for _, r := range reasons {
 		m.rejected[r] = rejected.WithLabelValues(r)
@@ -88,7 +100,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	m.cacheErrors.WithLabelValues("get")
 	m.cacheErrors.WithLabelValues("put")
-	for _, c := range []prometheus.Collector{m.requests, m.duration, rejected, m.accepted, answers, m.cacheErrors, m.auditErrors} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, rejected, m.accepted, answers, m.cacheErrors, m.auditErrors, m.rateLimited} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -5,9 +5,12 @@ import (
 	"crypto/rand"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"strconv"
 	"time"
+
+	"github.com/aetherai/aether/recommend"
 )
 
 // middleware wraps a handler with one cross-cutting concern.
@@ -29,6 +32,18 @@ type requestInfo struct {
 	client string // the API key's client, once authenticated
 	reason string // why the request was rejected, if it was
 	userID string // the {userId} path value, for the audit subject only
+	// ip is the client's address (see clientAddr), for the allowlist and,
+	// pseudonymised, the audit trail; the zero Addr when unknown.
+	ip netip.Addr
+	// answer is set when a recommendation was served.
+	answer *answerInfo
+}
+
+// answerInfo is what the trail records of a recommendation served: where
+// it came from and which model made it.
+type answerInfo struct {
+	source recommend.Source
+	model  recommend.Model
 }
 
 type infoKey struct{}
@@ -51,7 +66,7 @@ const RequestIDHeader = "X-Request-Id"
 func (s *Server) instrument(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		ri := &requestInfo{id: requestID(r.Header.Get(RequestIDHeader))}
+		ri := &requestInfo{id: requestID(r.Header.Get(RequestIDHeader)), ip: clientAddr(r, s.proxies)}
 		w.Header().Set(RequestIDHeader, ri.id)
 		rec := &recorder{ResponseWriter: w}
 		r = r.WithContext(context.WithValue(r.Context(), infoKey{}, ri))

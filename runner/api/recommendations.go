@@ -47,7 +47,7 @@ func (s *Server) getRecommendations(w http.ResponseWriter, r *http.Request) {
 	case hit && len(cached.Items) >= k:
 		cached.Items = cached.Items[:k]
 		cached.Source = recommend.FromCache
-		s.answer(w, cached)
+		s.answer(w, ri, cached)
 		return
 	}
 
@@ -57,7 +57,7 @@ func (s *Server) getRecommendations(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !found {
-		s.answer(w, recommend.Recommendations{
+		s.answer(w, ri, recommend.Recommendations{
 			UserID:      userID,
 			Items:       firstK(s.scorer.Popular(k), k),
 			Model:       s.scorer.Model(),
@@ -89,10 +89,13 @@ func (s *Server) getRecommendations(w http.ResponseWriter, r *http.Request) {
 		s.log.LogAttrs(ctx, slog.LevelWarn, "recommendation cache write failed",
 			slog.String("request_id", ri.id), slog.String("error", err.Error()))
 	}
-	s.answer(w, answer)
+	s.answer(w, ri, answer)
 }
 
-func (s *Server) answer(w http.ResponseWriter, rec recommend.Recommendations) {
+// answer writes rec and notes, for the audit trail, which model made it
+// and how.
+func (s *Server) answer(w http.ResponseWriter, ri *requestInfo, rec recommend.Recommendations) {
+	ri.answer = &answerInfo{source: rec.Source, model: rec.Model}
 	s.metrics.answers[rec.Source].Inc()
 	writeJSON(w, http.StatusOK, rec)
 }

@@ -74,7 +74,7 @@ func TestNewValidates(t *testing.T) {
 // TestKeysConstantTime: keys are compared with subtle.ConstantTimeCompare,
 // on fixed-length digests, against every key whether one matches or not.
 func TestKeysConstantTime(t *testing.T) {
-	kr, err := newKeyring(map[string]string{"k1": "a", "k2": "b", "k3": "c", "k4": "d"})
+	kr, err := newKeyring(map[string]string{"k1": "a", "k2": "b", "k3": "c", "k4": "d"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

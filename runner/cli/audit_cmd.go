@@ -3,10 +3,12 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/aetherai/aether/audit"
+	es "github.com/aetherai/aether/audit/elasticsearch"
 )
 
 // auditCmd is the `runner audit` group: tools for the audit trail.
@@ -20,32 +22,69 @@ func auditCmd() *cobra.Command {
 	return cmd
 }
 
+// esPasswordEnv holds the Elasticsearch password for --username: a
+// password on the command line would show in ps and shell history.
+const esPasswordEnv = "AETHER_ES_PASSWORD"
+
 func auditVerifyCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "verify FILE",
-		Short: "Check that a hash-chained audit trail file is complete, ordered and unaltered",
-		Long: `Read the JSON-lines audit trail FILE and check its hash chain: records run
-from seq 1 without gaps, each record's prevHash is the hash of the record
-before it, each hash covers the record's seq, prevHash and event digest, and
-each event that is not redacted matches its digest. Records redacted for a
-deletion request keep the original event's digest, so they still verify.
+	var esURL, prefix, username, caFile string
+	cmd := &cobra.Command{
+		Use:   "verify FILE | verify --elasticsearch URL",
+		Short: "Check that a hash-chained audit trail is complete, ordered and unaltered",
+		Long: `Read the JSON-lines audit trail FILE, or with --elasticsearch every record
+of the indices <index-prefix>-* in seq order, and check the hash chain:
+records run from seq 1 without gaps, each record's prevHash is the hash of
+the record before it, each hash covers the record's seq, prevHash and event
+digest, and each event that is not redacted matches its digest. Records
+redacted for a deletion request keep the original event's digest, so they
+still verify.
 
 Prints "ok: N records, chain intact (K redacted)" and the last record's seq
 and hash, and exits 0; or prints the first problem (the record's seq and
-line, and whether it was altered, removed, inserted, reordered or its link
-broken) and exits 1. Records cut from the end of the trail are found by
-comparing the last hash with one kept elsewhere.`,
+line, in Elasticsearch also its index and document id, and whether it was
+altered, removed, inserted, reordered or its link broken) and exits 1.
+Records cut from the end of the trail are found by comparing the last hash
+with one kept elsewhere.
+
+With --username, the password is read from ` + esPasswordEnv + `.`,
 		Args: func(_ *cobra.Command, args []string) error {
-			if len(args) != 1 {
+			switch {
+			case esURL != "" && len(args) > 0:
+				return usageError{errors.New("audit verify: give a trail FILE or --elasticsearch URL, not both")}
+			case esURL == "" && len(args) != 1:
 				return usageError{fmt.Errorf("audit verify: give one trail FILE, got %d arguments", len(args))}
+			case esURL == "" && (username != "" || caFile != ""):
+				return usageError{errors.New("audit verify: --username and --ca-file need --elasticsearch")}
 			}
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rep, err := audit.VerifyFile(args[0])
+			var (
+				rep   audit.Report
+				err   error
+				trail string
+			)
+			if esURL != "" {
+				trail = esURL + "/" + prefix + "-*"
+				opts := []es.ConnOption{es.URLs(esURL)}
+				if username != "" {
+					pw := os.Getenv(esPasswordEnv)
+					if pw == "" {
+						return fmt.Errorf("audit verify: --username needs the password in %s", esPasswordEnv)
+					}
+					opts = append(opts, es.BasicAuth(username, pw))
+				}
+				if caFile != "" {
+					opts = append(opts, es.CAFile(caFile))
+				}
+				rep, err = es.Verify(cmd.Context(), prefix, opts...)
+			} else {
+				trail = args[0]
+				rep, err = audit.VerifyFile(trail)
+			}
 			var p *audit.Problem
 			if errors.As(err, &p) {
-				return fmt.Errorf("%s: %w", args[0], p)
+				return fmt.Errorf("%s: %w", trail, err)
 			}
 			if err != nil {
 				return err
@@ -56,4 +95,9 @@ comparing the last hash with one kept elsewhere.`,
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&esURL, "elasticsearch", "", "verify the trail in this Elasticsearch instead of a FILE")
+	cmd.Flags().StringVar(&prefix, "index-prefix", es.DefaultPrefix, "the trail's indices are <index-prefix>-*")
+	cmd.Flags().StringVar(&username, "username", "", "Elasticsearch user; the password is read from "+esPasswordEnv)
+	cmd.Flags().StringVar(&caFile, "ca-file", "", "PEM certificates to trust for an https Elasticsearch")
+	return cmd
 }

@@ -2,15 +2,20 @@ package cli_test
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/olivere/elastic/v7"
 	"github.com/stretchr/testify/require"
 
 	"github.com/aetherai/aether/audit"
 	"github.com/aetherai/aether/audit/audittest"
+	es "github.com/aetherai/aether/audit/elasticsearch"
+	"github.com/aetherai/aether/internal/esfake"
 )
 
 func TestAuditVerify(t *testing.T) {
@@ -64,4 +69,61 @@ func TestAuditVerify(t *testing.T) {
 	code, _, stderr = run("audit", "verify", filepath.Join(t.TempDir(), "missing.jsonl"))
 	require.Equal(t, 1, code)
 	require.Contains(t, stderr, "no such file or directory")
+}
+
+func TestAuditVerifyElasticsearch(t *testing.T) {
+	ctx := context.Background()
+	srv := esfake.New()
+	defer srv.Close()
+	srv.RequireBasicAuth("auditor", "pw-from-env")
+	s, err := es.Open(ctx, es.URLs(srv.URL()), es.BasicAuth("auditor", "pw-from-env"), es.IndexPrefix("trail"),
+		es.SpillDir(t.TempDir()), es.Logger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	require.NoError(t, err)
+	var evs []audit.Event
+	for i := range 20 {
+		evs = append(evs, audittest.Event(t, i))
+	}
+	require.NoError(t, s.Write(ctx, evs...))
+	_, head := s.Head()
+	require.NoError(t, s.Close())
+
+	t.Setenv("AETHER_ES_PASSWORD", "pw-from-env")
+	code, out, stderr := run("audit", "verify", "--elasticsearch", srv.URL(), "--index-prefix", "trail", "--username", "auditor")
+	require.Equal(t, 0, code, stderr)
+	require.Equal(t, "ok: 20 records, chain intact (0 redacted)\nlast record: seq 20, hash "+head+"\n", out)
+
+	n, err := es.Redact(ctx, "trail", func(e audit.Event) bool { return e.Kind == audit.KindInference },
+		es.URLs(srv.URL()), es.BasicAuth("auditor", "pw-from-env"))
+	require.NoError(t, err)
+	require.Equal(t, 3, n)
+	code, out, stderr = run("audit", "verify", "--elasticsearch", srv.URL(), "--index-prefix", "trail", "--username", "auditor")
+	require.Equal(t, 0, code, stderr)
+	require.Equal(t, "ok: 20 records, chain intact (3 redacted)\nlast record: seq 20, hash "+head+"\n", out)
+
+	c, err := elastic.NewClient(elastic.SetURL(srv.URL()), elastic.SetSniff(false), elastic.SetHealthcheck(false),
+		elastic.SetBasicAuth("auditor", "pw-from-env"))
+	require.NoError(t, err)
+	_, err = c.Update().Index("trail-2026.11.27").Id("evt-000004").Doc(map[string]any{"event": map[string]any{"outcome": "OK"}}).Do(ctx)
+	require.NoError(t, err)
+	code, out, stderr = run("audit", "verify", "--elasticsearch", srv.URL(), "--index-prefix", "trail", "--username", "auditor")
+	require.Equal(t, 1, code)
+	require.Empty(t, out)
+	require.Equal(t, "runner: "+srv.URL()+"/trail-*: trail-2026.11.27/_doc/evt-000004: record seq 5 (line 5): altered: content does not match the record's hash\n", stderr)
+
+	t.Setenv("AETHER_ES_PASSWORD", "not-the-password")
+	code, _, stderr = run("audit", "verify", "--elasticsearch", srv.URL(), "--index-prefix", "trail", "--username", "auditor")
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "Error 401 (Unauthorized): unable to authenticate user [auditor]")
+	require.NotContains(t, stderr, "not-the-password")
+	t.Setenv("AETHER_ES_PASSWORD", "")
+	code, _, stderr = run("audit", "verify", "--elasticsearch", srv.URL(), "--username", "auditor")
+	require.Equal(t, 1, code)
+	require.Equal(t, "runner: audit verify: --username needs the password in AETHER_ES_PASSWORD\n", stderr)
+
+	code, _, stderr = run("audit", "verify", "--elasticsearch", srv.URL(), "trail.jsonl")
+	require.Equal(t, 2, code)
+	require.Equal(t, "runner: audit verify: give a trail FILE or --elasticsearch URL, not both\n", stderr)
+	code, _, stderr = run("audit", "verify", "--username", "u", "trail.jsonl")
+	require.Equal(t, 2, code)
+	require.Equal(t, "runner: audit verify: --username and --ca-file need --elasticsearch\n", stderr)
 }

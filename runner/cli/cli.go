@@ -28,7 +28,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	root.AddCommand(brokerCmd(), describeCmd(), runCmd(), demoCmd(), trainCmd())
 	root.AddCommand(evalCmd())
 	root.AddCommand(modelCmd())
-	root.AddCommand(auditCmd())
+	root.AddCommand(auditCmd(), apikeyCmd())
+	root.AddCommand(aclsCmd(), topicsCmd())
+	root.AddCommand(evidenceCmd())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := root.ExecuteContext(ctx); err != nil {

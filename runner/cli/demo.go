@@ -27,6 +27,7 @@ import (
 	"github.com/aetherai/aether/operators/cache"
 	"github.com/aetherai/aether/processors"
 	"github.com/aetherai/aether/runner"
+	"github.com/aetherai/aether/runner/api"
 	"github.com/aetherai/aether/runner/config"
 )
 
@@ -37,6 +38,7 @@ type demoFlags struct {
 	seed                    uint64
 	verbose                 bool
 	auditFile               string
+	serve                   *serveFlags
 }
 
 func demoCmd() *cobra.Command {
@@ -59,6 +61,14 @@ loopback. It prints what to try with curl. Ctrl-C or SIGTERM stops it.`,
 				_, _ = rand.Read(b)
 				f.apiKey = "demo-" + hex.EncodeToString(b)
 			}
+			if f.serve.adminToken == "" {
+				f.serve.adminToken = os.Getenv(config.EnvAdminToken)
+			}
+			if f.serve.adminToken == "" && f.serve.admin != config.AdminOff {
+				b := make([]byte, 16)
+				_, _ = rand.Read(b)
+				f.serve.adminToken = "admin-" + hex.EncodeToString(b)
+			}
 			if f.rate < 0 {
 				return usageError{fmt.Errorf("--rate must be 0 or more")}
 			}
@@ -80,6 +90,7 @@ loopback. It prints what to try with curl. Ctrl-C or SIGTERM stops it.`,
 	cmd.Flags().Uint64Var(&f.seed, "seed", 1, "seed of the synthetic data")
 	cmd.Flags().StringVar(&f.auditFile, "audit-file", "", "append the audit trail to this file (default: aether-audit-<UTC timestamp>.jsonl in the current directory)")
 	cmd.Flags().BoolVarP(&f.verbose, "verbose", "v", false, "log the runtime's progress")
+	f.serve = addServeFlags(cmd)
 	return cmd
 }
 
@@ -130,6 +141,7 @@ func demo(ctx context.Context, out io.Writer, log *slog.Logger, f demoFlags) err
 
 	cfg := &config.Config{Kafka: config.Kafka{Brokers: b.Addrs()}, Model: config.Model{Dir: dir, SHA256: meta.SHA256},
 		Redis: config.Redis{Addr: redisAddr}, HTTP: config.HTTP{Listen: f.http}}
+	f.serve.set(cfg)
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -142,20 +154,31 @@ func demo(ctx context.Context, out io.Writer, log *slog.Logger, f demoFlags) err
 	if err != nil {
 		return err
 	}
-	trail, err := openAuditFile(out, f.auditFile)
+	trail, err := openAuditFile(out, f.auditFile, reg)
 	if err != nil {
 		return err
 	}
+	log = auditedLogger(log, trail)
 	run, err := runner.Start(ctx, runner.Parts{Config: cfg, Scorer: scorer, Cache: c,
 		APIKeys: map[string]string{"demo": f.apiKey}, Logger: log, Registry: reg, Audit: trail})
 	if err != nil {
 		return errors.Join(err, trail.Close())
 	}
 
+	// The synthetic clickstream goes to Kafka directly, so it must be
+	// pseudonymised here as ingest does: clientIp never reaches Kafka raw.
+	ipKey, err := cfg.HTTP.ClientIP.ResolveKey()
+	if err != nil {
+		return errors.Join(err, run.Stop(), trail.Close())
+	}
+	ips, err := api.NewClientIPPseudonymizer(api.ClientIPPolicy{Mode: api.ClientIPMode(cfg.HTTP.ClientIP.Mode), Key: ipKey})
+	if err != nil {
+		return errors.Join(err, run.Stop(), trail.Close())
+	}
 	streamDone := make(chan error, 1)
 	sctx, stopStream := context.WithCancel(ctx)
 	var firstUser atomic.Pointer[string]
-	go func() { streamDone <- clickstreamLive(sctx, b.Addrs(), run, gen, f.rate, &firstUser) }()
+	go func() { streamDone <- clickstreamLive(sctx, b.Addrs(), run, gen, ips, f.rate, &firstUser) }()
 	// Suggest a user the pipeline has already seen.
 	user := "user_1"
 	for deadline := time.Now().Add(10 * time.Second); f.rate > 0 && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
@@ -165,22 +188,29 @@ func demo(ctx context.Context, out io.Writer, log *slog.Logger, f demoFlags) err
 		}
 	}
 
-	base := "http://" + run.Addr
+	scheme, curl := "http", "curl -s"
+	if cfg.HTTP.TLS.Enabled() {
+		scheme, curl = "https", "curl -s --cacert "+cfg.HTTP.TLS.CertFile
+	}
+	base := scheme + "://" + run.Addr
 	fmt.Fprintf(out, `
 Aether demo running. API key: %[2]s
 Synthetic clickstream: %[3]d events/s from %[4]d users (user_0 ... user_%[5]d).
 
 Try:
-  curl -s -H 'Authorization: Bearer %[2]s' %[1]s/v1/recommendations/%[7]s?k=5
-  curl -s -H 'Authorization: Bearer %[2]s' %[1]s/v1/features/%[7]s
-  curl -s -H 'Authorization: Bearer %[2]s' -X POST %[1]s/v1/events \
+  %[8]s -H 'Authorization: Bearer %[2]s' %[1]s/v1/recommendations/%[7]s?k=5
+  %[8]s -H 'Authorization: Bearer %[2]s' %[1]s/v1/features/%[7]s
+  %[8]s -H 'Authorization: Bearer %[2]s' -X POST %[1]s/v1/events \
     -d '{"userId":"me","productId":"prod_7","eventType":"click","timestamp":"%[6]s"}'
-  curl -s -H 'Authorization: Bearer %[2]s' %[1]s/v1/recommendations/me
-  curl -s %[1]s/metrics | grep aether_
-  curl -s %[1]s/readyz
-
-Ctrl-C stops the demo.
-`, base, f.apiKey, f.rate, f.users, f.users-1, time.Now().UTC().Format(time.RFC3339), user)
+  %[8]s -H 'Authorization: Bearer %[2]s' %[1]s/v1/recommendations/me
+  %[8]s %[1]s/metrics | grep aether_
+  %[8]s %[1]s/readyz
+`, base, f.apiKey, f.rate, f.users, f.users-1, time.Now().UTC().Format(time.RFC3339), user, curl)
+	if run.Admin != nil {
+		fmt.Fprintf(out, "  %s -H 'Authorization: Bearer %s' %s://%s/admin/v1/health   (admin API)\n",
+			curl, f.serve.adminToken, scheme, run.AdminAddr)
+	}
+	fmt.Fprint(out, "\nCtrl-C stops the demo.\n")
 
 	<-ctx.Done()
 	fmt.Fprintln(out, "stopping...")
@@ -208,8 +238,9 @@ func history(gen *clickstream.Generator, n int) iter.Seq[event.Event] {
 }
 
 // clickstreamLive sends the generator's events, stamped with the current
-// time, at rate per second until ctx ends.
-func clickstreamLive(ctx context.Context, brokers []string, run *runner.Running, gen *clickstream.Generator, rate int, first *atomic.Pointer[string]) error {
+// time and their clientIp pseudonymised, at rate per second until ctx ends.
+func clickstreamLive(ctx context.Context, brokers []string, run *runner.Running, gen *clickstream.Generator, ips *api.ClientIPPseudonymizer,
+	rate int, first *atomic.Pointer[string]) error {
 	if rate == 0 {
 		<-ctx.Done()
 		return nil
@@ -229,6 +260,9 @@ func clickstreamLive(ctx context.Context, brokers []string, run *runner.Running,
 			r := gen.Next()
 			e := r.Event
 			e.Timestamp = time.Now().UTC()
+			if err := ips.Apply(&e); err != nil {
+				return err
+			}
 			if err := em.Emit(r.Key, e); err != nil {
 				return err
 			}

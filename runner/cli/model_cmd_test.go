@@ -110,6 +110,7 @@ func TestModelApproveFromS3(t *testing.T) {
 // manifest. Neither needs ONNX Runtime.
 func TestRunRefusesUnapprovedModel(t *testing.T) {
 	dir := t.TempDir()
+	t.Chdir(dir) // runner run writes its audit trail here
 	manifest := filepath.Join(dir, "approved.json")
 	storetest.Model(t, filepath.Join(dir, "m1"), "v1", 1)
 	m2 := storetest.Model(t, filepath.Join(dir, "m2"), "v2", 2)
@@ -122,6 +123,17 @@ func TestRunRefusesUnapprovedModel(t *testing.T) {
 	require.Contains(t, stderr, "runner: model sha256 "+m2.SHA256+" (version v2) is not approved: it is not in the approved-models manifest "+manifest)
 	require.Contains(t, stderr, "event=model_change action=load outcome=refused sha256="+m2.SHA256+" version=v2")
 	require.NotContains(t, stderr, "redis", "refused before Redis")
+	// The refusal is in the run's audit trail, which still verifies.
+	trails, err := filepath.Glob(filepath.Join(dir, "aether-audit-*.jsonl"))
+	require.NoError(t, err)
+	require.Len(t, trails, 1)
+	trail, err := os.ReadFile(trails[0])
+	require.NoError(t, err)
+	require.Contains(t, string(trail), `"kind":"model_change","actor":"runner","resource":"model/`+m2.SHA256+`","action":"load","outcome":"refused"`)
+	code, out, stderr := run("audit", "verify", trails[0])
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, out, "ok: ")
+	require.NoError(t, os.Remove(trails[0]))
 
 	cfg = writeRunConfig(t, dir, "dir: "+filepath.Join(dir, "m2"))
 	code, _, stderr = run("run", "-c", cfg)
@@ -142,6 +154,7 @@ func TestRunFetchesTheModelFromS3(t *testing.T) {
 	s := storetest.StartS3(t, "models")
 	s.SetEnv(t)
 	dir := t.TempDir()
+	t.Chdir(dir) // runner run writes its audit trail here
 	manifest := filepath.Join(dir, "approved.json")
 	m := storetest.Model(t, filepath.Join(dir, "m"), "v3", 3)
 	require.NoError(t, store.Put(context.Background(), filepath.Join(dir, "m"), "s3://models/published/v3"))
@@ -165,7 +178,7 @@ func TestRunFetchesTheModelFromS3(t *testing.T) {
 		require.Contains(t, stderr, "outcome=admitted sha256="+m.SHA256+" version=v3 by=alice ticket=CHG-3")
 		require.Contains(t, stderr, "outcome=loaded sha256="+m.SHA256)
 		require.Contains(t, stderr, "source=s3://models/published/v3")
-		require.Contains(t, stderr, "runner: redis 127.0.0.1:")
+		require.Contains(t, stderr, "runner: redis://127.0.0.1:")
 		entries, err := os.ReadDir(cache)
 		require.NoError(t, err)
 		require.Len(t, entries, 1)

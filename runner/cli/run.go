@@ -6,10 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"strings"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
 	"github.com/aetherai/aether/operators/cache"
@@ -19,60 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
-// overrides are the flags every command taking -c FILE accepts.
-type overrides struct {
-	file, brokers, redis, http, apiKey, modelSHA string
-	auditFile                                    string
-}
-
-func (o *overrides) register(cmd *cobra.Command) {
-	cmd.Flags().StringVarP(&o.file, "config", "c", "", "pipeline YAML file (required)")
-	cmd.Flags().StringVar(&o.brokers, "brokers", "", "Kafka brokers, comma-separated (overrides kafka.brokers)")
-	cmd.Flags().StringVar(&o.redis, "redis", "", "Redis address host:port (overrides redis.addr)")
-	cmd.Flags().StringVar(&o.http, "http", "", "HTTP API address (overrides http.listen)")
-	cmd.Flags().StringVar(&o.apiKey, "api-key", "", "an API key for the client \"cli\" (added to http.apiKeys); also from AETHER_API_KEY")
-	cmd.Flags().StringVar(&o.modelSHA, "model-sha256", "", "the approved model's SHA-256 (overrides model.sha256)")
-	cmd.Flags().StringVar(&o.auditFile, "audit-file", "", "append the audit trail to this file (overrides audit.file)")
-}
-
-// load reads the file and applies the flags, then validates again.
-func (o *overrides) load() (*config.Config, error) {
-	if o.file == "" {
-		return nil, usageError{fmt.Errorf("-c FILE is required")}
-	}
-	cfg, err := config.Load(o.file)
-	if err != nil {
-		return nil, err
-	}
-	if o.brokers != "" {
-		cfg.Kafka.Brokers = strings.Split(o.brokers, ",")
-	}
-	if o.redis != "" {
-		cfg.Redis.Addr = o.redis
-	}
-	if o.http != "" {
-		cfg.HTTP.Listen = o.http
-	}
-	if o.modelSHA != "" {
-		cfg.Model.SHA256 = o.modelSHA
-	}
-	if o.auditFile != "" {
-		cfg.Audit.File = o.auditFile
-	}
-	if o.apiKey != "" {
-		if cfg.HTTP.APIKeys == nil {
-			cfg.HTTP.APIKeys = map[string]string{}
-		}
-		cfg.HTTP.APIKeys["cli"] = o.apiKey
-	}
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("config %s with flags: %w", o.file, err)
-	}
-	return cfg, nil
-}
-
 func runCmd() *cobra.Command {
-	var o overrides
+	var o *runFlags
 	cmd := &cobra.Command{
 		Use:   "run -c FILE",
 		Short: "Run the pipeline from a YAML file against the Kafka, Redis and model it names",
@@ -84,9 +29,6 @@ names an approved-models manifest (model.manifest, see runner model approve),
 is approved there. Ctrl-C or SIGTERM stops it cleanly.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if o.apiKey == "" {
-				o.apiKey = os.Getenv("AETHER_API_KEY")
-			}
 			cfg, err := o.load()
 			if err != nil {
 				return err
@@ -95,25 +37,32 @@ is approved there. Ctrl-C or SIGTERM stops it cleanly.`,
 			return runPipeline(cmd.Context(), cmd.OutOrStdout(), log, cfg)
 		},
 	}
-	o.register(cmd)
+	o = addRunFlags(cmd)
 	return cmd
 }
 
 // runPipeline connects the parts a configuration names, runs until ctx
 // ends and stops cleanly.
-func runPipeline(ctx context.Context, out io.Writer, log *slog.Logger, cfg *config.Config) error {
+func runPipeline(ctx context.Context, out io.Writer, log *slog.Logger, cfg *config.Config) (err error) {
 	if cfg.Redis.Addr == "" {
 		return fmt.Errorf("redis.addr is required (or --redis ADDR)")
 	}
-	keys, err := cfg.HTTP.ResolveKeys()
-	if err != nil {
-		return err
-	}
-	if len(keys) == 0 {
+	// The keys (plain, env:NAME or sha256:<hex>) are resolved by
+	// runner.Start (api.Config.ApplyHTTP); only their presence is checked
+	// here, before the model is loaded.
+	if len(cfg.HTTP.APIKeys) == 0 {
 		return fmt.Errorf("http.apiKeys: no API key configured (add one, or pass --api-key)")
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	// The trail first: every model load, refusal and swap below is in it.
+	trail, _, err := openAuditSink(out, cfg.Audit, "", reg)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, trail.Close()) }()
+	log = auditedLogger(log, trail)
 
 	// The model: fetched (model.uri), pinned (model.sha256) and approved
 	// (model.manifest) before Redis and Kafka are touched; see loadModel.
@@ -129,27 +78,29 @@ func runPipeline(ctx context.Context, out io.Writer, log *slog.Logger, cfg *conf
 		return err
 	}
 	defer stopModels()
-	rdb := redis.NewClient(&redis.Options{Addr: cfg.Redis.Addr, Username: cfg.Redis.Username, Password: cfg.Redis.Password,
-		DB: cfg.Redis.DB, ContextTimeoutEnabled: true})
-	defer rdb.Close()
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		return fmt.Errorf("redis %s: %w", cfg.Redis.Addr, err)
+	rdb, err := connectRedis(ctx, cfg.Redis)
+	if err != nil {
+		return err
 	}
+	defer rdb.Close()
 	c, err := cache.Redis(rdb, cache.TTL(cfg.Redis.TTL), cache.KeyPrefix(cfg.Redis.KeyPrefix), cache.Registerer(reg))
 	if err != nil {
 		return err
 	}
-	trail, err := openAuditFile(out, cfg.Audit.File)
+	run, err := runner.Start(ctx, runner.Parts{Config: cfg, Scorer: scorer, Cache: c, Logger: log, Registry: reg, Audit: trail})
 	if err != nil {
 		return err
 	}
-	run, err := runner.Start(ctx, runner.Parts{Config: cfg, Scorer: scorer, Cache: c, APIKeys: keys, Logger: log, Registry: reg, Audit: trail})
-	if err != nil {
-		return errors.Join(err, trail.Close())
-	}
 	m := scorer.Model()
-	fmt.Fprintf(out, "pipeline running: HTTP API on http://%s, model %s (sha256 %s), Kafka %v, Redis %s\n",
-		run.Addr, m.Version, m.SHA256, cfg.Kafka.Brokers, cfg.Redis.Addr)
+	scheme := "http"
+	if cfg.HTTP.TLS.Enabled() {
+		scheme = "https"
+	}
+	fmt.Fprintf(out, "pipeline running: HTTP API on %s://%s, model %s (sha256 %s), Kafka %v, Redis %s\n",
+		scheme, run.Addr, m.Version, m.SHA256, cfg.Kafka.Brokers, cfg.Redis.Addr)
+	if run.Admin != nil {
+		fmt.Fprintf(out, "admin API on %s://%s\n", scheme, run.AdminAddr)
+	}
 	if cm, share, ok := scorer.Candidate(); ok {
 		fmt.Fprintf(out, "candidate model %s (sha256 %s) scores %.1f%% of the users\n", cm.Version, cm.SHA256, 100*share)
 	}
@@ -158,5 +109,5 @@ func runPipeline(ctx context.Context, out io.Writer, log *slog.Logger, cfg *conf
 	}
 	<-ctx.Done()
 	fmt.Fprintln(out, "stopping")
-	return errors.Join(run.Stop(), trail.Close())
+	return run.Stop()
 }

@@ -12,10 +12,14 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
+	"github.com/IBM/sarama"
 	"gopkg.in/yaml.v3"
+
+	"github.com/aetherai/aether/broker"
 )
 
 // Config is the whole file. Durations are Go durations ("30m", "1h").
@@ -32,18 +36,147 @@ type Config struct {
 	Audit    AuditConf   `yaml:"audit"`
 }
 
-// Kafka says where the brokers are.
+// Kafka says where the brokers are and how each part of the pipeline
+// connects to them.
 type Kafka struct {
 	Brokers    []string `yaml:"brokers"`
 	Partitions int32    `yaml:"partitions"`
+	// Security is TLS and SASL to the brokers; absent means plaintext
+	// without authentication (the embedded broker), which `runner
+	// evidence` reports.
+	Security *KafkaSecurity `yaml:"security"`
+}
+
+// KafkaSecurity is how the pipeline's parts connect to Kafka: over TLS,
+// and each as its own SASL principal, so that each gets only the ACLs
+// derived for it (runner acls).
+type KafkaSecurity struct {
+	TLS  *TLSClient `yaml:"tls"`
+	SASL KafkaSASL  `yaml:"sasl"`
+	// Principals maps each role to its credentials: a processor's name,
+	// "ingest" (the ingest API's producer), "views" (the API's view of the
+	// feature store) and "admin" (topic and ACL administration by runner
+	// topics and runner acls). The role's Kafka principal is
+	// User:<username>.
+	Principals map[string]KafkaPrincipal `yaml:"principals"`
+}
+
+// KafkaSASL is how principals authenticate; no mechanism means no SASL.
+type KafkaSASL struct {
+	// Mechanism is PLAIN (only with tls), SCRAM-SHA-256 or SCRAM-SHA-512.
+	Mechanism string `yaml:"mechanism"`
+}
+
+// KafkaPrincipal is one role's SASL credentials.
+type KafkaPrincipal struct {
+	Username string `yaml:"username"`
+	// Password is the password or "env:NAME" (read from the environment).
+	Password string `yaml:"password"`
+}
+
+// KafkaAdminRole is the role of runner topics and runner acls.
+const KafkaAdminRole = "admin"
+
+// DefaultKafkaUsername is a role's username, and so its principal
+// (User:aether-<role>), when the file gives it no credentials.
+func DefaultKafkaUsername(role string) string { return "aether-" + role }
+
+// Username is role's SASL username: the configured one, else
+// DefaultKafkaUsername(role).
+func (k Kafka) Username(role string) string {
+	if k.Security != nil {
+		if p, ok := k.Security.Principals[role]; ok && p.Username != "" {
+			return p.Username
+		}
+	}
+	return DefaultKafkaUsername(role)
+}
+
+// Credentials returns role's username and password, the password read
+// from the environment for "env:NAME". ok is false when SASL is off; with
+// SASL on, a role without credentials is an error naming the field.
+func (k Kafka) Credentials(role string) (username, password string, ok bool, err error) {
+	if k.Security == nil || k.Security.SASL.Mechanism == "" {
+		return "", "", false, nil
+	}
+	field := "kafka.security.principals." + role
+	p, found := k.Security.Principals[role]
+	if !found {
+		return "", "", false, &FieldError{Field: field, Reason: "no credentials for this role (SASL is on)"}
+	}
+	password, err = resolveSecret(field+".password", p.Password)
+	if err != nil {
+		return "", "", false, err
+	}
+	return p.Username, password, true, nil
+}
+
+// Sarama returns the sarama configurations role connects to Kafka with,
+// the shape processors.Sarama, processors.ClientSarama and
+// processors.PerProcessorSarama take: broker.SaramaConfig with
+// kafka.security.tls and role's SASL credentials (roles: a processor's
+// name, "ingest", "views", KafkaAdminRole). Files and secrets are read
+// once, here, so a missing one fails at start.
+func (k Kafka) Sarama(role string) (func(clientID string) *sarama.Config, error) {
+	var s broker.Security
+	if ks := k.Security; ks != nil && ks.TLS != nil {
+		s.TLS = &broker.TLS{CAFile: ks.TLS.CAFile, CertFile: ks.TLS.CertFile, KeyFile: ks.TLS.KeyFile, ServerName: ks.TLS.ServerName}
+	}
+	user, pass, ok, err := k.Credentials(role)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		s.SASL = &broker.SASL{Mechanism: k.Security.SASL.Mechanism, Username: user, Password: pass}
+	}
+	fn, err := s.SaramaConfigs()
+	if err != nil {
+		return nil, &FieldError{Field: "kafka.security", Reason: fmt.Sprintf("role %s: %v", role, err)}
+	}
+	return fn, nil
+}
+
+func (k Kafka) validateSecurity(bad func(field, format string, args ...any)) {
+	s := k.Security
+	if s == nil {
+		return
+	}
+	s.TLS.validate("kafka.security.tls", bad)
+	switch s.SASL.Mechanism {
+	case "":
+		if len(s.Principals) > 0 {
+			bad("kafka.security.sasl.mechanism", "principals are given but no mechanism (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)")
+		}
+	case "PLAIN":
+		if s.TLS == nil {
+			bad("kafka.security.sasl.mechanism", "PLAIN sends passwords in clear: it needs kafka.security.tls")
+		}
+	case "SCRAM-SHA-256", "SCRAM-SHA-512":
+	default:
+		bad("kafka.security.sasl.mechanism", "unknown mechanism %q (want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)", s.SASL.Mechanism)
+	}
+	for role, p := range s.Principals {
+		field := "kafka.security.principals." + role
+		if role == "" {
+			bad("kafka.security.principals", "a role name is empty")
+		}
+		if p.Username == "" {
+			bad(field+".username", "is empty")
+		}
+		if p.Password == "" {
+			bad(field+".password", "is empty (give it or env:NAME)")
+		}
+	}
 }
 
 // Redis is the recommendation cache.
 type Redis struct {
-	Addr      string        `yaml:"addr"`
-	Username  string        `yaml:"username"`
+	Addr     string `yaml:"addr"`
+	Username string `yaml:"username"`
+	// Password is the password or "env:NAME" (read from the environment).
 	Password  string        `yaml:"password"`
 	DB        int           `yaml:"db"`
+	TLS       *TLSClient    `yaml:"tls"`
 	TTL       time.Duration `yaml:"ttl"`
 	KeyPrefix string        `yaml:"keyPrefix"`
 }
@@ -83,14 +216,6 @@ type Model struct {
 	CandidateShare float64 `yaml:"candidateShare"`
 }
 
-// HTTP is the API listener and its clients.
-type HTTP struct {
-	Listen string `yaml:"listen"`
-	// APIKeys maps each client's name to its key. A value "env:NAME" reads
-	// the key from the environment variable NAME.
-	APIKeys map[string]string `yaml:"apiKeys"`
-}
-
 // Sessions tunes the sessionizer.
 type Sessions struct {
 	Gap          time.Duration `yaml:"gap"`
@@ -111,6 +236,103 @@ type AuditConf struct {
 	// (--audit-file overrides it); empty means aether-audit-<UTC
 	// timestamp>.jsonl in the current directory.
 	File string `yaml:"file"`
+	// Elasticsearch, when its urls are set, keeps the trail in
+	// Elasticsearch instead of File (see package audit/elasticsearch).
+	Elasticsearch AuditElasticsearch `yaml:"elasticsearch"`
+}
+
+// AuditElasticsearch is the Elasticsearch audit trail.
+type AuditElasticsearch struct {
+	URLs []string `yaml:"urls"`
+	// IndexPrefix names the daily indices <prefix>-YYYY.MM.DD, the index
+	// template and the ILM policy (default aether-audit).
+	IndexPrefix string `yaml:"indexPrefix"`
+	Username    string `yaml:"username"`
+	// Password is "env:NAME": read from the environment variable NAME,
+	// never written in the file.
+	Password string `yaml:"password"`
+	// CAFile is PEM certificates to trust for https URLs.
+	CAFile string `yaml:"caFile"`
+	// Retention is how long an index is kept: the ILM policy deletes it
+	// after that (default 400 days).
+	Retention time.Duration `yaml:"retention"`
+	// SpillDir keeps events Elasticsearch did not take yet, replayed when
+	// it is back (default the current directory).
+	SpillDir string `yaml:"spillDir"`
+	// FlushInterval, when positive, acknowledges writes once queued and
+	// ships at least this often; 0 waits until each write is stored.
+	FlushInterval time.Duration `yaml:"flushInterval"`
+}
+
+// Enabled reports whether the trail goes to Elasticsearch.
+func (e AuditElasticsearch) Enabled() bool { return len(e.URLs) > 0 }
+
+// ResolvePassword reads the password from the environment ("" when none
+// is configured).
+func (e AuditElasticsearch) ResolvePassword() (string, error) {
+	if e.Password == "" {
+		return "", nil
+	}
+	return resolveSecret("audit.elasticsearch.password", e.Password)
+}
+
+func (e *AuditElasticsearch) defaults() {
+	if !e.Enabled() {
+		return
+	}
+	if e.IndexPrefix == "" {
+		e.IndexPrefix = "aether-audit"
+	}
+	if e.Retention == 0 {
+		e.Retention = 400 * 24 * time.Hour
+	}
+	if e.SpillDir == "" {
+		e.SpillDir = "."
+	}
+}
+
+var auditIndexPrefix = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
+
+func (a AuditConf) validate() []error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &FieldError{Field: "audit." + field, Reason: fmt.Sprintf(format, args...)})
+	}
+	e := a.Elasticsearch
+	if !e.Enabled() {
+		if e.IndexPrefix != "" || e.Username != "" || e.Password != "" || e.CAFile != "" || e.SpillDir != "" || e.Retention != 0 || e.FlushInterval != 0 {
+			bad("elasticsearch.urls", "at least one URL is required when audit.elasticsearch is set")
+		}
+		return errs
+	}
+	if a.File != "" {
+		bad("file", "give audit.file or audit.elasticsearch, not both")
+	}
+	for i, s := range e.URLs {
+		u, err := url.Parse(s)
+		switch {
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+			bad(fmt.Sprintf("elasticsearch.urls[%d]", i), "is not an http(s) URL")
+		case u.User != nil:
+			bad(fmt.Sprintf("elasticsearch.urls[%d]", i), "carries credentials; use username and password")
+		}
+	}
+	if !auditIndexPrefix.MatchString(e.IndexPrefix) {
+		bad("elasticsearch.indexPrefix", "%q must be lower case letters, digits, '.', '_' or '-'", e.IndexPrefix)
+	}
+	if e.Password != "" && !strings.HasPrefix(e.Password, "env:") {
+		bad("elasticsearch.password", `must be "env:NAME"; a password does not belong in the file`)
+	}
+	if (e.Username == "") != (e.Password == "") {
+		bad("elasticsearch.username", "username and password go together")
+	}
+	if e.Retention < time.Hour {
+		bad("elasticsearch.retention", "must be at least 1h, got %s", e.Retention)
+	}
+	if e.FlushInterval < 0 {
+		bad("elasticsearch.flushInterval", "must not be negative")
+	}
+	return errs
 }
 
 // Defaults fills what the file leaves out.
@@ -127,9 +349,7 @@ func (c *Config) Defaults() {
 	if c.Redis.KeyPrefix == "" {
 		c.Redis.KeyPrefix = "aether:recs:"
 	}
-	if c.HTTP.Listen == "" {
-		c.HTTP.Listen = "127.0.0.1:8080"
-	}
+	c.HTTP.defaults()
 	if c.Sessions.Gap == 0 {
 		c.Sessions.Gap = 30 * time.Minute
 	}
@@ -139,6 +359,7 @@ func (c *Config) Defaults() {
 	if c.Sessions.EmitInterval == 0 {
 		c.Sessions.EmitInterval = 5 * time.Minute
 	}
+	c.Audit.Elasticsearch.defaults()
 }
 
 // Load reads, defaults and validates the file at path.
@@ -198,11 +419,13 @@ func (c *Config) Validate() error {
 	if c.Kafka.Partitions < 1 || c.Kafka.Partitions > 1024 {
 		bad("kafka.partitions", "must be 1..1024, got %d", c.Kafka.Partitions)
 	}
+	c.Kafka.validateSecurity(bad)
 	if c.Redis.Addr != "" {
 		if _, _, err := net.SplitHostPort(c.Redis.Addr); err != nil {
 			bad("redis.addr", "%q is not host:port", c.Redis.Addr)
 		}
 	}
+	c.Redis.TLS.validate("redis.tls", bad)
 	if c.Redis.TTL <= 0 {
 		bad("redis.ttl", "must be positive: every key Aether writes expires")
 	}
@@ -255,17 +478,7 @@ func (c *Config) Validate() error {
 			bad("model.sha256", "must be 64 hex digits")
 		}
 	}
-	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
-		bad("http.listen", "%q is not host:port", c.HTTP.Listen)
-	}
-	for name, key := range c.HTTP.APIKeys {
-		if name == "" {
-			bad("http.apiKeys", "a client name is empty")
-		}
-		if key == "" {
-			bad("http.apiKeys."+name, "the key is empty")
-		}
-	}
+	c.HTTP.validate(bad)
 	if c.Sessions.Gap <= 0 {
 		bad("sessions.gap", "must be positive")
 	}
@@ -275,6 +488,7 @@ func (c *Config) Validate() error {
 	if c.Sessions.EmitInterval <= 0 {
 		bad("sessions.emitInterval", "must be positive")
 	}
+	errs = append(errs, c.Audit.validate()...)
 	return errors.Join(errs...)
 }
 
@@ -302,20 +516,4 @@ func checkModelURI(s string) string {
 		return fmt.Sprintf("has the unsupported scheme %q %s", u.Scheme, want)
 	}
 	return ""
-}
-
-// ResolveKeys returns the API keys by client, reading "env:NAME" values
-// from the environment.
-func (h HTTP) ResolveKeys() (map[string]string, error) {
-	keys := map[string]string{}
-	for name, v := range h.APIKeys {
-		if env, ok := strings.CutPrefix(v, "env:"); ok {
-			v = os.Getenv(env)
-			if v == "" {
-				return nil, &FieldError{Field: "http.apiKeys." + name, Reason: fmt.Sprintf("environment variable %s is empty", env)}
-			}
-		}
-		keys[name] = v
-	}
-	return keys, nil
 }

@@ -1,0 +1,113 @@
+package evidence_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+)
+
+// realRedisAddr is where CI and the development machines run redis-server.
+const realRedisAddr = "127.0.0.1:6379"
+
+const startRedis = `redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no`
+
+// need fails the test under CI (CI set) and skips it elsewhere, saying
+// what is missing and how to get it.
+func need(tb testing.TB, what string, ok bool, how string) {
+	tb.Helper()
+	if ok {
+		return
+	}
+	msg := fmt.Sprintf("%s is required for this test; %s", what, how)
+	if os.Getenv("CI") != "" {
+		tb.Fatal(msg)
+	}
+	tb.Skip(msg + " (skipped: CI is not set)")
+}
+
+// realRedis connects to the redis-server at realRedisAddr.
+func realRedis(tb testing.TB) *redis.Client {
+	tb.Helper()
+	c := redis.NewClient(&redis.Options{Addr: realRedisAddr, ContextTimeoutEnabled: true, DialTimeout: time.Second})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	err := c.Ping(ctx).Err()
+	if err != nil {
+		_ = c.Close()
+	}
+	need(tb, "redis-server on "+realRedisAddr, err == nil, fmt.Sprintf("(%v) start it with: %s", err, startRedis))
+	tb.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// miniRedis starts a miniredis server and a client for it.
+func miniRedis(tb testing.TB) *redis.Client {
+	tb.Helper()
+	m := miniredis.RunT(tb)
+	c := redis.NewClient(&redis.Options{Addr: m.Addr(), ContextTimeoutEnabled: true})
+	tb.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// uniquePrefix is a key prefix no other test or process uses, free of glob
+// characters; every key under it is unlinked when the test ends.
+func uniquePrefix(tb testing.TB, c redis.UniversalClient) string {
+	name := strings.Map(func(r rune) rune {
+		if strings.ContainsRune(`*?[]\ /`, r) {
+			return '_'
+		}
+		return r
+	}, tb.Name())
+	p := fmt.Sprintf("aether:test:evidence:%s:%d:%d:", name, os.Getpid(), time.Now().UnixNano())
+	tb.Cleanup(func() {
+		ctx := context.Background()
+		iter := c.Scan(ctx, 0, p+"*", 1000).Iterator()
+		var keys []string
+		for iter.Next(ctx) {
+			keys = append(keys, iter.Val())
+		}
+		if len(keys) > 0 {
+			_ = c.Unlink(ctx, keys...).Err()
+		}
+	})
+	return p
+}
+
+// redisBackends runs f against miniredis and against the real redis-server.
+func redisBackends(t *testing.T, f func(t *testing.T, c *redis.Client)) {
+	t.Run("miniredis", func(t *testing.T) { f(t, miniRedis(t)) })
+	t.Run("redis-server", func(t *testing.T) { f(t, realRedis(t)) })
+}
+
+// gauges reads aether_control_status by control and the last-evaluated
+// timestamp from reg.
+func gauges(t *testing.T, reg *prometheus.Registry) (map[string]float64, float64) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	status := map[string]float64{}
+	var last float64
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			switch mf.GetName() {
+			case "aether_control_status":
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "control" {
+						status[l.GetValue()] = m.GetGauge().GetValue()
+					}
+				}
+			case "aether_control_last_evaluated_timestamp_seconds":
+				last = m.GetGauge().GetValue()
+			}
+		}
+	}
+	return status, last
+}

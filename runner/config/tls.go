@@ -1,0 +1,64 @@
+package config
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"os"
+)
+
+// TLSClient is how Aether connects to a server over TLS: the CA that signs
+// the server's certificate (empty: the system roots), an optional client
+// certificate for mutual TLS, and the name to verify when it differs from
+// the address. A connection with a TLSClient block is TLS 1.2 or later;
+// without one it is plain text, which `runner evidence` reports.
+type TLSClient struct {
+	CAFile     string `yaml:"caFile"`
+	CertFile   string `yaml:"certFile"`
+	KeyFile    string `yaml:"keyFile"`
+	ServerName string `yaml:"serverName"`
+}
+
+// Config builds the tls.Config; field names the block in errors
+// ("redis.tls").
+func (t *TLSClient) Config(field string) (*tls.Config, error) {
+	if t == nil {
+		return nil, nil
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, &FieldError{Field: field + ".caFile", Reason: err.Error()}
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, &FieldError{Field: field + ".caFile", Reason: fmt.Sprintf("%s holds no PEM certificate", t.CAFile)}
+		}
+	}
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		return nil, &FieldError{Field: field, Reason: "certFile and keyFile go together (client certificate)"}
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, &FieldError{Field: field + ".certFile", Reason: err.Error()}
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
+}
+
+// validate reports a half client certificate without reading files, so
+// that `runner describe` can check a file written for another machine.
+func (t *TLSClient) validate(field string, bad func(field, format string, args ...any)) {
+	if t != nil && (t.CertFile == "") != (t.KeyFile == "") {
+		bad(field, "certFile and keyFile go together (client certificate)")
+	}
+}
+
+// ResolvePassword returns the Redis password, reading "env:NAME" from the
+// environment.
+func (r Redis) ResolvePassword() (string, error) {
+	return resolveSecret("redis.password", r.Password)
+}
