@@ -225,6 +225,34 @@ func Redact(path string, match func(Event) bool) (int, error) {
 		return 0, fmt.Errorf("audit: %w", err)
 	}
 	w := bufio.NewWriter(tmp)
+	n, err := redactLines(path, in, w, match)
+	if err != nil {
+		return 0, err
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	if err := w.Flush(); err != nil {
+		return 0, fmt.Errorf("audit: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return 0, fmt.Errorf("audit: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return 0, fmt.Errorf("audit: %w", err)
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return n, nil
+}
+
+// redactLines copies the trail read from in to w, line by line, with the
+// event of every non-redacted record for which match returns true replaced
+// by its redacted form, and returns how many it redacted. path names the
+// trail in errors.
+func redactLines(path string, in io.Reader, w *bufio.Writer, match func(Event) bool) (int, error) {
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 0, 64<<10), 64<<20)
 	n, line := 0, 0
@@ -254,22 +282,6 @@ func Redact(path string, match func(Event) bool) (int, error) {
 	}
 	if err := sc.Err(); err != nil {
 		return 0, fmt.Errorf("audit: reading %s: %w", path, err)
-	}
-	if n == 0 {
-		return 0, nil
-	}
-	if err := w.Flush(); err != nil {
-		return 0, fmt.Errorf("audit: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return 0, fmt.Errorf("audit: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return 0, fmt.Errorf("audit: %w", err)
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		_ = d.Sync()
-		d.Close()
 	}
 	return n, nil
 }

@@ -32,7 +32,10 @@
 //     same changes; the runtime relies on it to make replays effectively-once.
 package operators
 
-import "time"
+import (
+	"strconv"
+	"time"
+)
 
 // Operator processes values of type In for one key at a time, reads and
 // updates the key's state S, and passes values of type Out on.
@@ -55,6 +58,17 @@ type Source struct {
 	Topic     string
 	Partition int32
 	Offset    int64
+}
+
+// CorrelationID is "<topic>/<partition>/<offset>": the id the audit trail
+// and the aether-correlation-id header of emitted records give the record,
+// so that anything an operator stores elsewhere (a cache entry, say) can be
+// traced back to it. It is empty when a timer fires.
+func (s Source) CorrelationID() string {
+	if s.Topic == "" {
+		return ""
+	}
+	return s.Topic + "/" + strconv.FormatInt(int64(s.Partition), 10) + "/" + strconv.FormatInt(s.Offset, 10)
 }
 
 // Context is what an operator sees of the record being processed.

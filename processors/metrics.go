@@ -25,7 +25,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "aether_records_total",
-			Help: "Input records by processor, topic and outcome (applied, replayed, duplicate, dead_lettered).",
+			Help: "Input records by processor, topic and outcome (applied, replayed, duplicate, dead_lettered; forgotten for forget control records).",
 		}, []string{"processor", "topic", "outcome"}),
 		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "aether_dead_letters_total",
@@ -68,6 +68,8 @@ type procMetrics struct {
 	name     string
 	outcomes map[string]*[4]prometheus.Counter
 	ops      map[string]opMetrics
+	// forgotten are the keys the processor forgot lately (forget.go).
+	forgotten *forgetLog
 }
 
 type opMetrics struct {
@@ -76,7 +78,8 @@ type opMetrics struct {
 }
 
 func (m *metrics) forProcessor(name string, topics, ops []string) *procMetrics {
-	pm := &procMetrics{m: m, name: name, outcomes: map[string]*[4]prometheus.Counter{}, ops: map[string]opMetrics{}}
+	pm := &procMetrics{m: m, name: name, outcomes: map[string]*[4]prometheus.Counter{}, ops: map[string]opMetrics{},
+		forgotten: newForgetLog()}
 	for _, t := range topics {
 		var cs [4]prometheus.Counter
 		for o := engine.Applied; o <= engine.DeadLettered; o++ {

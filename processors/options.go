@@ -33,6 +33,7 @@ type config struct {
 	createTopics  bool
 	sinkRetries   int
 	instance      string
+	audit         *auditConfig // nil: no audit trail
 }
 
 func defaults() config {

@@ -13,7 +13,11 @@
 //     skipped too;
 //   - durable event-time timers, stored with the state and delivered
 //     through the processor's loopback topic;
-//   - Prometheus metrics per processor, topic and operator.
+//   - Prometheus metrics per processor, topic and operator;
+//   - with Audit, an audit trail: attestations of the input records
+//     handled per partition (offsets, counts, outcomes, a digest), the
+//     processor's job events, and the input record's correlation id on
+//     every emitted record (audit.go).
 //
 // Goka only ever sees raw bytes: decoding happens inside the middleware so
 // that a bad record is a dead letter, not a processor crash.
@@ -51,6 +55,10 @@ const (
 	HeaderTopic     = "aether-source-topic"
 	HeaderPartition = "aether-source-partition"
 	HeaderOffset    = "aether-source-offset"
+	// HeaderCorrelationID carries the input record's correlation id,
+	// "<topic>/<partition>/<offset>", on dead letters and, with Audit, on
+	// every emitted record.
+	HeaderCorrelationID = "aether-correlation-id"
 )
 
 var rawCodec = codec.Goka(codec.Bytes())
@@ -61,6 +69,7 @@ type Runtime struct {
 	topo    *topology.Topology
 	procs   []*proc
 	metrics *metrics
+	trail   *trail // nil without Audit
 }
 
 // New validates the topology, creates its streams with their declared
@@ -88,6 +97,11 @@ func New(ctx context.Context, t *topology.Topology, opts ...Option) (*Runtime, e
 		return nil, fmt.Errorf("processors: metrics: %w", err)
 	}
 	r := &Runtime{cfg: cfg, topo: t, metrics: m}
+	if cfg.audit != nil {
+		if r.trail, err = newTrail(cfg.audit, cfg.registerer, cfg.logger); err != nil {
+			return nil, fmt.Errorf("processors: audit metrics: %w", err)
+		}
+	}
 	if cfg.createTopics {
 		if err := r.createTopics(ctx); err != nil {
 			return nil, err
@@ -138,10 +152,18 @@ func (r *Runtime) clientID(role string) string {
 // Run runs every processor until ctx is cancelled or one fails, and
 // returns the first error.
 func (r *Runtime) Run(ctx context.Context) error {
+	if r.trail != nil {
+		if err := r.trail.begin(); err != nil {
+			return err
+		}
+	}
 	g, ctx := errgroup.WithContext(ctx)
+	if r.trail != nil {
+		g.Go(func() error { return r.trail.watch(ctx, r.procs) })
+	}
 	for _, p := range r.procs {
 		g.Go(func() error {
-			if err := p.gp.Run(ctx); err != nil {
+			if err := p.run(ctx); err != nil {
 				return fmt.Errorf("processor %q: %w", p.spec.Name, err)
 			}
 			return nil
@@ -156,6 +178,11 @@ func (r *Runtime) Run(ctx context.Context) error {
 			if ferr := p.loop.Finish(); ferr != nil && err == nil {
 				err = ferr
 			}
+		}
+	}
+	if r.trail != nil {
+		if terr := r.trail.close(); terr != nil && err == nil {
+			err = terr
 		}
 	}
 	return err
@@ -198,11 +225,15 @@ type proc struct {
 	log      *slog.Logger
 	parts    partitions
 	assigned atomic.Pointer[[]int32]
+	aud      *procAudit // nil without Audit
 }
 
 func (r *Runtime) newProc(spec *topology.ProcessorSpec) (*proc, error) {
 	p := &proc{r: r, spec: spec, node: spec.NewNode(),
 		log: r.cfg.logger.With("processor", spec.Name)}
+	if r.trail != nil {
+		p.aud = newProcAudit(r.trail, p)
+	}
 	var topics []string
 	var edges []goka.Edge
 	for _, in := range spec.Inputs {
@@ -229,7 +260,7 @@ func (r *Runtime) newProc(spec *topology.ProcessorSpec) (*proc, error) {
 	opts := []goka.ProcessorOption{
 		goka.WithClientID(cid),
 		goka.WithLogger(gokaLogger{p.log}),
-		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(scfg())),
+		goka.WithConsumerGroupBuilder(p.consumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(scfg()))),
 		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(scfg())),
 		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(scfg())),
 		goka.WithTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(scfg(), broker.GokaTopicManagerConfig())),
@@ -274,6 +305,7 @@ func (p *proc) storageBuilder() storage.Builder {
 			if err := loadTimers(s, p.parts.get(part)); err != nil {
 				p.log.Error("loading timers after recovery", "partition", part, "err", err)
 			}
+			p.aud.recovered(part)
 		}}, nil
 	}
 }
@@ -334,7 +366,8 @@ func (p *proc) handle(ctx goka.Context, msg any) {
 	} else {
 		pt.observe(res.EventTime, now)
 	}
-	p.apply(ctx, pt, res, &rec)
+	sinkFailed := p.apply(ctx, pt, res, &rec)
+	p.aud.record(&rec, res.Outcome, res.Failure, sinkFailed, now)
 }
 
 // fire is the loopback callback: a tick for a key with a due timer.
@@ -347,6 +380,7 @@ func (p *proc) fire(ctx goka.Context, _ any) {
 	if res.Failure != nil {
 		p.r.metrics.timers.WithLabelValues(p.spec.Name, "failed").Inc()
 		p.log.Error("timer failed", "partition", part, "offset", ctx.Offset(), "err", res.Failure)
+		p.aud.timerFailed(part, res.Failure)
 		// Drop the failing timers so they do not fire forever.
 		pt.setTimer(ctx.Key(), time.Time{})
 		return
@@ -359,26 +393,39 @@ func (p *proc) fire(ctx goka.Context, _ any) {
 	p.apply(ctx, pt, res, nil)
 }
 
-func (p *proc) apply(ctx goka.Context, pt *partition, res engine.Result, rec *engine.Record) {
+// apply writes a record's or timer's result; it reports whether a sink
+// write failed (and the record went to the dead-letter topic for it).
+func (p *proc) apply(ctx goka.Context, pt *partition, res engine.Result, rec *engine.Record) (sinkFailed bool) {
 	if res.Table != nil {
 		ctx.SetValue(res.Table)
 	}
 	if rec == nil && res.Table != nil { // a timer: records update the index in handle
 		pt.setTimer(ctx.Key(), res.NextTimer)
 	}
+	var opts []goka.ContextOption
+	if rec != nil && p.aud != nil && len(res.Emits) > 0 {
+		opts = []goka.ContextOption{goka.WithCtxEmitHeaders(goka.Headers{HeaderCorrelationID: []byte(correlationID(rec))})}
+	}
 	for _, e := range res.Emits {
-		ctx.Emit(goka.Stream(e.Topic), e.Key, e.Value)
+		ctx.Emit(goka.Stream(e.Topic), e.Key, e.Value, opts...)
 	}
 	for i, s := range res.Sinks {
 		if err := p.writeSink(ctx.Context(), s); err != nil {
 			p.r.metrics.sinkErrors.WithLabelValues(p.spec.Name).Inc()
-			if rec != nil {
-				p.deadLetter(ctx, rec, &engine.Failure{Stage: "sink", Operator: p.spec.Sinks[i%max(1, len(p.spec.Sinks))], Err: err})
-			} else {
+			switch {
+			case rec == nil:
 				p.log.Error("sink write failed for a timer", "key_hash", keyHash(ctx.Key()), "err", err)
+			case !sinkFailed:
+				// One dead letter per record, however many of its writes
+				// fail, so dead letters and audited outcomes reconcile.
+				sinkFailed = true
+				p.deadLetter(ctx, rec, &engine.Failure{Stage: "sink", Operator: p.spec.Sinks[i%max(1, len(p.spec.Sinks))], Err: err})
+			default:
+				p.log.Warn("another sink write failed for a dead-lettered record", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "err", err)
 			}
 		}
 	}
+	return sinkFailed
 }
 
 func (p *proc) writeSink(ctx context.Context, write func(context.Context) error) error {
@@ -407,6 +454,8 @@ func (p *proc) deadLetter(ctx goka.Context, rec *engine.Record, f *engine.Failur
 		HeaderTopic:     []byte(rec.Topic),
 		HeaderPartition: []byte(strconv.Itoa(int(rec.Partition))),
 		HeaderOffset:    []byte(strconv.FormatInt(rec.Offset, 10)),
+
+		HeaderCorrelationID: []byte(correlationID(rec)),
 	}
 	if f.Operator != "" {
 		headers[HeaderOperator] = []byte(f.Operator)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -239,6 +240,8 @@ func TestRunnerEndToEnd(t *testing.T) {
 	r := start(t, bin, env, "run", "-c", cfgPath, "--audit-file", filepath.Join(dir, "audit.jsonl"))
 	r.waitLine(t, "pipeline running", 90*time.Second)
 	base := "http://" + httpAddr
+	adminLine := r.waitLine(t, "admin API on http://", 10*time.Second)
+	adminBase := adminLine[strings.Index(adminLine, "http://"):]
 
 	// Events from a real Kafka client, malformed ones among them.
 	now := time.Now().UTC()
@@ -337,6 +340,40 @@ func TestRunnerEndToEnd(t *testing.T) {
 	msgs, err := broker.Consume(context.Background(), []string{brokerAddr}, broker.SaramaConfig("e2e"), "user_events_raw")
 	require.NoError(t, err)
 	require.Len(t, msgs, 32+20)
+
+	// Monitoring: consumer lag per group, topic and partition, the build,
+	// and the controls, evaluated while the pipeline runs.
+	wants := []string{`(?m)^aether_kafka_consumer_lag\{group="sessionizer",partition="\d",topic="user_events_raw"\} 0$`,
+		`(?m)^aether_kafka_consumer_lag\{group="recommender",partition="\d",topic="user_features_processed"\} \d+$`,
+		`(?m)^aether_build_info\{`, `(?m)^aether_control_status\{control="redis_key_ttl",criteria="C1.2,P4.2"\} 1$`,
+		`(?m)^aether_control_status\{control="acl_drift",criteria="CC6.1,CC6.3"\} 0$`, // no ACLs applied on this broker
+		`(?m)^aether_audit_events_written_total \d+$`}
+	var missing []string
+	require.Eventually(t, func() bool {
+		code, body := get(t, base+"/metrics", "")
+		missing = missing[:0]
+		for _, want := range wants {
+			if code != 200 || !regexp.MustCompile(want).Match(body) {
+				missing = append(missing, want)
+			}
+		}
+		return len(missing) == 0
+	}, 30*time.Second, 500*time.Millisecond, "/metrics lacks %q", &missing)
+	code, body = get(t, adminBase+"/admin/v1/evidence.json", "e2e-admin-token")
+	require.Equal(t, 200, code, string(body))
+	var rep struct {
+		Controls []struct{ ID, Status string }
+	}
+	require.NoError(t, json.Unmarshal(body, &rep))
+	status := map[string]string{}
+	for _, c := range rep.Controls {
+		status[c.ID] = c.Status
+	}
+	require.Equal(t, "pass", status["redis_key_ttl"])
+	require.Equal(t, "pass", status["audit_trail"])
+	require.Equal(t, "fail", status["encryption_in_transit"], "this test runs without TLS")
+	code, _ = get(t, adminBase+"/admin/v1/evidence.json", key)
+	require.Equal(t, http.StatusUnauthorized, code, "the API key does not open the admin API")
 }
 
 // TestDemoAnswersWithModelScoredItems runs `runner demo` as a user would and
@@ -389,14 +426,30 @@ func TestDemoWritesAVerifiableAuditTrail(t *testing.T) {
 	resp.Body.Close()
 	requests++
 	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+	require.Eventually(t, func() bool {
+		code, _ := get(t, base+"/v1/features/me", "demo-key")
+		requests++
+		return code == http.StatusOK
+	}, 30*time.Second, 100*time.Millisecond, "the sessionizer has the event")
 	require.NoError(t, d.cmd.Process.Signal(os.Interrupt))
 	d.waitLine(t, "stopped cleanly", 30*time.Second)
 
-	rep, err := audit.VerifyFile(trail)
+	_, err = audit.VerifyFile(trail)
 	require.NoError(t, err, "the demo's trail verifies")
-	require.Equal(t, requests, rep.Records, "one record per API request")
 	raw, err := os.ReadFile(trail)
 	require.NoError(t, err)
+	kinds := map[audit.Kind]int{}
+	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		var r struct{ Event audit.Event }
+		require.NoError(t, json.Unmarshal([]byte(line), &r))
+		kinds[r.Event.Kind]++
+	}
+	require.Equal(t, requests, kinds[audit.KindAPIRequest], "one record per API request")
+	require.Positive(t, kinds[audit.KindJobEvent], "the processors' start and stop")
+	require.Positive(t, kinds[audit.KindKafkaMessage], "the processors' attestations")
+	cov, err := audit.CoverageFile(trail)
+	require.NoError(t, err)
+	require.NoError(t, cov.Err(), "every offset the processors read is attested")
 	require.NotContains(t, string(raw), "user_1", "no raw user id in the trail")
 	require.NotContains(t, string(raw), "demo-key", "no API key in the trail")
 }

@@ -72,7 +72,7 @@ type Running struct {
 	// Addr is the HTTP API's address.
 	Addr string
 	// Admin is the admin API (nil when http.admin.listen is "off"), to add
-	// routes to; AdminAddr its address.
+	// routes to; AdminAddr its address. It serves RouteForget.
 	Admin     *api.AdminServer
 	AdminAddr string
 	Pipeline  *pipeline.Pipeline
@@ -102,6 +102,12 @@ func Start(ctx context.Context, p Parts) (run *Running, err error) {
 		return nil, err
 	}
 	subjectKey := p.AuditSubjectKey
+	if len(subjectKey) == 0 {
+		// forget.subjectKeyEnv: a key shared with runner forget.
+		if subjectKey, err = cfg.Forget.SubjectKey(); err != nil {
+			return nil, err
+		}
+	}
 	if len(subjectKey) == 0 {
 		subjectKey = make([]byte, 32)
 		_, _ = rand.Read(subjectKey)
@@ -155,6 +161,11 @@ func Start(ctx context.Context, p Parts) (run *Running, err error) {
 		// Without administrator credentials the topics must exist
 		// already (runner topics --apply).
 		opts = append(opts, processors.CreateTopics(false))
+	}
+	if p.Audit != nil {
+		// Per-partition attestations of every input offset, and the
+		// processors' job events, in the same trail as the API's.
+		opts = append(opts, processors.Audit(p.Audit))
 	}
 	if cfg.Storage.Dir != "" {
 		opts = append(opts, processors.StorageDir(cfg.Storage.Dir))
@@ -255,6 +266,9 @@ func Start(ctx context.Context, p Parts) (run *Running, err error) {
 			}
 			return err
 		})
+		if err := startForget(run, p, brokers, kafkaAs, view, subjectKey); err != nil {
+			return run, err
+		}
 		log.Info("admin API listening", "addr", run.AdminAddr)
 	}
 	return run, nil

@@ -198,3 +198,29 @@ func Redact(ctx context.Context, prefix string, match func(audit.Event) bool, op
 	}
 	return n, nil
 }
+
+// Export writes every record of <prefix>-* to w in seq order, one JSON line
+// each: the file trail's format, so that audit.Verify, audit.CoverageOf or
+// an auditor's own tools read an Elasticsearch trail like a file.
+func Export(ctx context.Context, prefix string, w io.Writer, opts ...ConnOption) (n int, err error) {
+	cfg, err := connConfig(opts)
+	if err != nil {
+		return 0, err
+	}
+	c, err := cfg.newClient(false)
+	if err != nil {
+		return 0, err
+	}
+	bw := bufio.NewWriterSize(w, 64<<10)
+	err = records(ctx, c, prefix, func(h *elastic.SearchHit) error {
+		n++
+		if _, err := bw.Write(h.Source); err != nil {
+			return err
+		}
+		return bw.WriteByte('\n')
+	})
+	if err != nil {
+		return n, err
+	}
+	return n, bw.Flush()
+}

@@ -3,8 +3,14 @@ package pipebench
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
+	"github.com/IBM/sarama"
+
+	"github.com/aetherai/aether/audit"
 	"github.com/aetherai/aether/examples/recommendations/pipeline"
 	"github.com/aetherai/aether/processors"
 )
@@ -16,12 +22,19 @@ type aetherInstance struct {
 	rt         *processors.Runtime
 	group, out string
 	n          int
+	sink       *audit.FileSink // the AetherAudit variant's trail; nil otherwise
 }
 
-func newAether(ctx context.Context, e *env, round int) (*aetherInstance, error) {
+// newAether builds the aether variant; with audited, the AetherAudit
+// variant, whose trail is a file in e.auditDir.
+func newAether(ctx context.Context, e *env, round int, audited bool) (*aetherInstance, error) {
+	name := "aether"
+	if audited {
+		name = "aether-audit"
+	}
 	a := &aetherInstance{
-		group: fmt.Sprintf("bench-aether-r%d", round),
-		out:   fmt.Sprintf("bench_features_aether_r%d", round),
+		group: fmt.Sprintf("bench-%s-r%d", name, round),
+		out:   fmt.Sprintf("bench_features_%s_r%d", strings.ReplaceAll(name, "-", "_"), round),
 		n:     e.cfg.Events,
 	}
 	p := pipeline.New(pipeline.Config{Sessionizer: a.group, RawEvents: RawTopic, Features: a.out, Partitions: int32(e.cfg.Partitions)})
@@ -30,12 +43,84 @@ func newAether(ctx context.Context, e *env, round int) (*aetherInstance, error) 
 	if dir := e.storageDir(a.group); dir != "" {
 		opts = append(opts, processors.StorageDir(dir))
 	}
+	if audited {
+		sink, err := audit.OpenFile(filepath.Join(e.auditDir, a.group+".jsonl"))
+		if err != nil {
+			return nil, err
+		}
+		a.sink = sink
+		opts = append(opts, processors.Audit(sink))
+	}
 	rt, err := processors.New(ctx, t, opts...)
 	if err != nil {
+		a.close()
 		return nil, err
 	}
 	a.rt = rt
 	return a, nil
+}
+
+// close closes the audit trail, if any; closing twice is a no-op.
+func (a *aetherInstance) close() {
+	if a.sink != nil {
+		_ = a.sink.Close()
+	}
+}
+
+// auditCheck is what the check of an audited run found.
+type auditCheck struct {
+	events, attestations int
+	blocked              uint64
+}
+
+// checkAudit closes the trail of a stopped AetherAudit run, verifies its
+// hash chain, and checks that its attestations cover every offset of the
+// input, once.
+func (a *aetherInstance) checkAudit(e *env) (auditCheck, error) {
+	if a.sink == nil {
+		return auditCheck{}, nil
+	}
+	path := a.sink.Path()
+	if err := a.sink.Close(); err != nil {
+		return auditCheck{}, err
+	}
+	st := a.rt.AuditStats()
+	if st.Lost > 0 || st.Backlog > 0 {
+		return auditCheck{}, fmt.Errorf("audit: %d events lost, %d left in the queue", st.Lost, st.Backlog)
+	}
+	rep, err := audit.VerifyFile(path)
+	if err != nil {
+		return auditCheck{}, fmt.Errorf("audit trail does not verify: %w", err)
+	}
+	cov, err := audit.CoverageFile(path)
+	if err != nil {
+		return auditCheck{}, err
+	}
+	if err := cov.Err(); err != nil {
+		return auditCheck{}, err
+	}
+	var records int64
+	for part := range int32(e.cfg.Partitions) {
+		hwm, err := e.client.GetOffset(RawTopic, part, sarama.OffsetNewest)
+		if err != nil {
+			return auditCheck{}, fmt.Errorf("offset of %s/%d: %w", RawTopic, part, err)
+		}
+		pc, ok := cov.Partition(a.group, RawTopic, part)
+		if hwm == 0 {
+			continue
+		}
+		if !ok || !pc.Covers(0, hwm-1) || len(pc.Overlaps) > 0 {
+			return auditCheck{}, fmt.Errorf("audit: %s/%d: offsets 0-%d not attested exactly once: %+v", RawTopic, part, hwm-1, pc)
+		}
+		records += pc.Records
+	}
+	if records != int64(a.n) {
+		return auditCheck{}, fmt.Errorf("audit: %d records attested, want %d", records, a.n)
+	}
+	if err := os.Remove(path); err != nil {
+		return auditCheck{}, err
+	}
+	return auditCheck{events: rep.Records, attestations: cov.Attestations, blocked: st.Blocked}, nil
 }
 
 func (a *aetherInstance) run(ctx context.Context) error { return a.rt.Run(ctx) }

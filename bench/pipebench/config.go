@@ -20,6 +20,7 @@ package pipebench
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -31,13 +32,44 @@ const (
 
 // Variant names, in the order they run within a round.
 const (
-	Aether      = "aether"
+	Aether = "aether"
+	// AetherAudit is aether with the audit trail on (Config.Audit):
+	// attestations to a hash-chained file, fsynced on every write.
+	AetherAudit = "aether-audit"
 	Handwritten = "handwritten"
 	Bare        = "bare"
 )
 
-// Variants lists the variants in run order.
+// Variants lists the variants in run order; with Config.Audit, AetherAudit
+// runs after Aether.
 var Variants = []string{Aether, Handwritten, Bare}
+
+// variants are the variants this configuration runs, in order.
+func (c Config) variants() []string {
+	if c.Audit {
+		return []string{Aether, AetherAudit, Handwritten, Bare}
+	}
+	return Variants
+}
+
+// order is the run order of round r (from 1): Variants rotated by r-1, so
+// that no variant always runs first (on a fresh heap) or last. With Audit,
+// AetherAudit runs right next to Aether, after it in odd rounds and before
+// it in even ones: the pair whose ratio is reported runs seconds apart,
+// under the same load.
+func (c Config) order(r int) []string {
+	i := (r - 1) % len(Variants)
+	out := append(append([]string(nil), Variants[i:]...), Variants[:i]...)
+	if !c.Audit {
+		return out
+	}
+	at := slices.Index(out, Aether)
+	pair := []string{Aether, AetherAudit}
+	if r%2 == 0 {
+		pair = []string{AetherAudit, Aether}
+	}
+	return slices.Concat(out[:at], pair, out[at+1:])
+}
 
 // Config describes a benchmark run. The zero value of a field selects its
 // default (see Defaults).
@@ -65,6 +97,12 @@ type Config struct {
 	CPUProfile string
 	// ProfileVariant is the variant profiled; default Aether.
 	ProfileVariant string
+	// Audit adds the AetherAudit variant: the aether pipeline with
+	// processors.Audit writing attestations (the default mode) to an
+	// audit.OpenFile trail with its default sync policy, in a temporary
+	// directory. After each run the trail is verified and its attestations
+	// must cover every input offset.
+	Audit bool
 }
 
 // Defaults of Config.
@@ -118,10 +156,8 @@ func (c Config) validate() error {
 	case c.Timeout < 0:
 		return fmt.Errorf("timeout must not be negative, got %s", c.Timeout)
 	}
-	switch c.ProfileVariant {
-	case Aether, Handwritten, Bare:
-	default:
-		return fmt.Errorf("profile variant must be one of %v, got %q", Variants, c.ProfileVariant)
+	if !slices.Contains(c.variants(), c.ProfileVariant) {
+		return fmt.Errorf("profile variant must be one of %v, got %q", c.variants(), c.ProfileVariant)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -124,5 +125,94 @@ func TestRunLevelDB(t *testing.T) {
 	}
 	if res.Storage != StorageLevelDB || res.Aether <= 0 {
 		t.Fatalf("result: %+v", res)
+	}
+}
+
+// TestRunAudit runs the audited variant: its trail verifies and attests
+// every input offset (checked inside Run), and the ratio is reported.
+func TestRunAudit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a broker and four processors")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var log strings.Builder
+	res, err := Run(ctx, Config{Events: 3000, Users: 300, Partitions: 4, Rounds: 1, Audit: true}, &log)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	if res.AetherAudit <= 0 || res.AuditRatio <= 0 || res.AuditCPURatio <= 0 || res.AetherAuditCPU <= 0 || res.AetherCPU <= 0 || len(res.AetherAuditRounds) != 1 {
+		t.Fatalf("no audited result: %+v", res)
+	}
+	// 3,000 events over 4 partitions, one attestation per partition at
+	// the processor's stop at least; start, rebalance, 4 assigned, 4
+	// recovered, ready, 4 revoked and stop around them.
+	if a := res.AuditAttestations[0]; a < 4 {
+		t.Errorf("%d attestations, want at least 4", a)
+	}
+	if e := res.AuditEvents[0]; e != res.AuditAttestations[0]+16 {
+		t.Errorf("%d events in the trail, want %d attestations + 16 job events", e, res.AuditAttestations[0])
+	}
+	js, err := json.Marshal(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const head = `{"events":3000,"aether_events_per_sec":`
+	if !strings.HasPrefix(string(js), head) || !strings.Contains(string(js), `"efficiency_ratio":`+strconv.FormatFloat(res.EfficiencyRatio, 'f', -1, 64)+`,"aether_audit_events_per_sec":`) {
+		t.Errorf("JSON: %s", js)
+	}
+	if !strings.Contains(log.String(), "aether-audit/aether") {
+		t.Errorf("log lacks the audit ratio:\n%s", log.String())
+	}
+	t.Log(log.String())
+}
+
+func TestCPUSamplerReadsTheNearestSamples(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	s := &cpuSampler{stop: make(chan struct{}), done: make(chan struct{})}
+	close(s.done)
+	for i := range 5 {
+		s.samples = append(s.samples, cpuSample{at: t0.Add(time.Duration(i) * 10 * time.Millisecond), cpu: time.Duration(i) * time.Second})
+	}
+	for _, tc := range []struct {
+		first, last time.Duration
+		want        time.Duration
+	}{
+		{0, 40 * time.Millisecond, 4 * time.Second},
+		{4 * time.Millisecond, 36 * time.Millisecond, 4 * time.Second}, // 0 and 40 ms are nearest
+		{6 * time.Millisecond, 34 * time.Millisecond, 2 * time.Second}, // 10 and 30 ms
+		{-time.Second, time.Minute, 4 * time.Second},                   // clamped to the samples
+		{30 * time.Millisecond, 10 * time.Millisecond, 0},              // never negative
+	} {
+		if got := s.between(t0.Add(tc.first), t0.Add(tc.last)); got != tc.want {
+			t.Errorf("between(%s, %s) = %s, want %s", tc.first, tc.last, got, tc.want)
+		}
+	}
+	if c0, ok := processCPU(); ok {
+		live := startCPUSampler(time.Millisecond)
+		start := time.Now()
+		for c, _ := processCPU(); c-c0 < 30*time.Millisecond && time.Since(start) < 10*time.Second; c, _ = processCPU() {
+		}
+		if got := live.between(start, time.Now()); got < 20*time.Millisecond {
+			t.Errorf("30 ms of spinning measured as %s of CPU", got)
+		}
+	}
+}
+
+func TestRoundOrder(t *testing.T) {
+	for r, want := range map[int]string{
+		1: "aether handwritten bare", 2: "handwritten bare aether", 3: "bare aether handwritten", 4: "aether handwritten bare",
+	} {
+		if got := strings.Join(Config{}.order(r), " "); got != want {
+			t.Errorf("round %d: %s, want %s", r, got, want)
+		}
+	}
+	for r, want := range map[int]string{
+		1: "aether aether-audit handwritten bare", 2: "handwritten bare aether-audit aether",
+		3: "bare aether aether-audit handwritten", 4: "aether-audit aether handwritten bare",
+	} {
+		if got := strings.Join(Config{Audit: true}.order(r), " "); got != want {
+			t.Errorf("audit, round %d: %s, want %s", r, got, want)
+		}
 	}
 }

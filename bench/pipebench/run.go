@@ -43,12 +43,28 @@ type Result struct {
 	// EfficiencyRatio is Aether / Bare: the share of the decode-and-count
 	// ceiling the whole sessionizer keeps.
 	EfficiencyRatio float64 `json:"efficiency_ratio"`
+	// With Config.Audit: the median rate of AetherAudit, and AuditRatio,
+	// AetherAudit / Aether, the share of the unaudited rate the runtime
+	// keeps with attestations to a file trail (median of per-round ratios).
+	AetherAudit float64 `json:"aether_audit_events_per_sec,omitempty"`
+	AuditRatio  float64 `json:"audit_ratio,omitempty"`
+	// AuditCPURatio is the same comparison by CPU: aether's CPU per event
+	// over aether-audit's (median of per-round ratios; 1 = auditing costs
+	// no CPU). Steadier than AuditRatio when other work shares the cores.
+	AuditCPURatio float64 `json:"audit_cpu_ratio,omitempty"`
 
 	Users      int    `json:"users"`
 	Partitions int    `json:"partitions"`
 	Rounds     int    `json:"rounds"`
 	Storage    string `json:"storage"`
 	GOMAXPROCS int    `json:"gomaxprocs"`
+	// Median process CPU time per input event, in microseconds, from a
+	// variant's first record to its last (all goroutines, the in-process
+	// broker's included).
+	AetherCPU      float64 `json:"aether_cpu_us_per_event"`
+	HandwrittenCPU float64 `json:"handwritten_cpu_us_per_event"`
+	BareCPU        float64 `json:"bare_cpu_us_per_event"`
+	AetherAuditCPU float64 `json:"aether_audit_cpu_us_per_event,omitempty"`
 	// Per-round rates, in round order.
 	AetherRounds      []float64 `json:"aether_rounds"`
 	HandwrittenRounds []float64 `json:"handwritten_rounds"`
@@ -61,6 +77,13 @@ type Result struct {
 	// the processor's stop (they depend on wall-clock sweeps, so vary).
 	AetherTimerFires      []int64 `json:"aether_timer_fires"`
 	HandwrittenTimerFires []int64 `json:"handwritten_timer_fires"`
+	// With Config.Audit, per round: AetherAudit's rates, the events in its
+	// trail and how many were attestations, and how often the record path
+	// waited for room in the audit queue.
+	AetherAuditRounds []float64 `json:"aether_audit_rounds,omitempty"`
+	AuditEvents       []int     `json:"audit_events,omitempty"`
+	AuditAttestations []int     `json:"audit_attestations,omitempty"`
+	AuditQueueBlocked []uint64  `json:"audit_queue_blocked,omitempty"`
 	// Seconds is the wall time of the whole run, setup included.
 	Seconds float64 `json:"wall_seconds"`
 }
@@ -71,6 +94,8 @@ type measurement struct {
 	rate    float64
 	outputs int64
 	fires   int64 // timer deliveries that fired a timer
+	cpu     time.Duration
+	audit   auditCheck
 }
 
 // instance is one variant's processor, built for one round.
@@ -98,6 +123,8 @@ type env struct {
 	client  sarama.Client
 	admin   sarama.ClusterAdmin
 	baseDir string // LevelDB storage; "" for memory
+	// auditDir holds the AetherAudit variant's trails (Config.Audit).
+	auditDir string
 }
 
 // Run runs the benchmark and writes progress lines to log.
@@ -128,6 +155,14 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		defer os.RemoveAll(dir)
 		e.baseDir = dir
 	}
+	if cfg.Audit {
+		dir, err := os.MkdirTemp("", "aether-bench-audit-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		e.auditDir = dir
+	}
 	if e.client, err = sarama.NewClient(e.addrs, broker.SaramaConfig("aether-bench-client")); err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
@@ -144,11 +179,10 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	rates := map[string][]float64{}
 	outputs := map[string][]int64{}
 	fires := map[string][]int64{}
+	cpus := map[string][]float64{} // µs per event
+	var audits []auditCheck
 	for round := 1; round <= cfg.Rounds; round++ {
-		// Rotate the order each round, so that no variant always runs first
-		// (on a fresh heap) or last.
-		order := append(append([]string(nil), Variants[(round-1)%len(Variants):]...), Variants[:(round-1)%len(Variants)]...)
-		for _, v := range order {
+		for _, v := range cfg.order(round) {
 			runtime.GC() // leave the previous variant's garbage out of this one
 			m, err := e.measure(ctx, v, round)
 			if err != nil {
@@ -157,12 +191,17 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			rates[v] = append(rates[v], m.rate)
 			outputs[v] = append(outputs[v], m.outputs)
 			fires[v] = append(fires[v], m.fires)
+			cpus[v] = append(cpus[v], m.cpu.Seconds()*1e6/float64(cfg.Events))
 			detail := ""
 			if v != Bare {
 				detail = fmt.Sprintf(", %s output records, %s timer deliveries", thousands(m.outputs), thousands(m.fires))
 			}
-			fmt.Fprintf(log, "round %d/%d %s: %s events/s (%.3f s%s)\n",
-				round, cfg.Rounds, v, thousands(int64(math.Round(m.rate))), m.elapsed.Seconds(), detail)
+			if v == AetherAudit {
+				audits = append(audits, m.audit)
+				detail += fmt.Sprintf(", trail of %d events (%d attestations) verified, every offset attested once", m.audit.events, m.audit.attestations)
+			}
+			fmt.Fprintf(log, "round %d/%d %s: %s events/s (%.3f s, %.2f us CPU per event%s)\n",
+				round, cfg.Rounds, v, thousands(int64(math.Round(m.rate))), m.elapsed.Seconds(), cpus[v][len(cpus[v])-1], detail)
 		}
 	}
 
@@ -176,6 +215,9 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		Rounds:             cfg.Rounds,
 		Storage:            cfg.Storage,
 		GOMAXPROCS:         runtime.GOMAXPROCS(0),
+		AetherCPU:          round(median(cpus[Aether]), 2),
+		HandwrittenCPU:     round(median(cpus[Handwritten]), 2),
+		BareCPU:            round(median(cpus[Bare]), 2),
 		AetherRounds:       roundAll(rates[Aether], 0),
 		HandwrittenRounds:  roundAll(rates[Handwritten], 0),
 		BareRounds:         roundAll(rates[Bare], 0),
@@ -196,10 +238,33 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	res.OverheadRatio = round(median(overhead), 4)
 	res.EfficiencyRatio = round(median(efficiency), 4)
 	res.Aether, res.Handwritten, res.Bare = round(res.Aether, 0), round(res.Handwritten, 0), round(res.Bare, 0)
+	if cfg.Audit {
+		var ratios, cpuRatios []float64
+		for r := range rates[AetherAudit] {
+			ratios = append(ratios, rates[AetherAudit][r]/rates[Aether][r])
+			if cpus[AetherAudit][r] > 0 {
+				cpuRatios = append(cpuRatios, cpus[Aether][r]/cpus[AetherAudit][r])
+			}
+		}
+		res.AetherAudit = round(median(rates[AetherAudit]), 0)
+		res.AuditRatio = round(median(ratios), 4)
+		res.AuditCPURatio = round(median(cpuRatios), 4)
+		res.AetherAuditCPU = round(median(cpus[AetherAudit]), 2)
+		res.AetherAuditRounds = roundAll(rates[AetherAudit], 0)
+		for _, a := range audits {
+			res.AuditEvents = append(res.AuditEvents, a.events)
+			res.AuditAttestations = append(res.AuditAttestations, a.attestations)
+			res.AuditQueueBlocked = append(res.AuditQueueBlocked, a.blocked)
+		}
+	}
 	res.Seconds = round(time.Since(began).Seconds(), 1)
 	fmt.Fprintf(log, "medians over %d round(s): aether %s, handwritten %s, bare %s events/s; per-round ratios' medians: aether/handwritten %.3f, aether/bare %.3f\n",
 		cfg.Rounds, thousands(int64(res.Aether)), thousands(int64(res.Handwritten)), thousands(int64(res.Bare)),
 		res.OverheadRatio, res.EfficiencyRatio)
+	if cfg.Audit {
+		fmt.Fprintf(log, "with the audit trail: aether-audit %s events/s, %.2f us CPU per event (aether %.2f); per-round ratios' medians: aether-audit/aether %.3f by rate, %.3f by CPU per event (aether/aether-audit)\n",
+			thousands(int64(res.AetherAudit)), res.AetherAuditCPU, res.AetherCPU, res.AuditRatio, res.AuditCPURatio)
+	}
 	return res, nil
 }
 
@@ -277,8 +342,8 @@ func (e *env) produceInput(ctx context.Context) error {
 
 func (e *env) newInstance(ctx context.Context, variant string, round int) (instance, error) {
 	switch variant {
-	case Aether:
-		return newAether(ctx, e, round)
+	case Aether, AetherAudit:
+		return newAether(ctx, e, round, variant == AetherAudit)
 	case Handwritten:
 		return newHandwritten(ctx, e, round)
 	case Bare:
@@ -294,6 +359,9 @@ func (e *env) measure(ctx context.Context, variant string, round int) (measureme
 		return measurement{}, err
 	}
 	defer e.cleanup(inst)
+	if a, ok := inst.(*aetherInstance); ok {
+		defer a.close()
+	}
 
 	stopProfile := func() {}
 	if e.cfg.CPUProfile != "" && variant == e.cfg.ProfileVariant {
@@ -307,6 +375,7 @@ func (e *env) measure(ctx context.Context, variant string, round int) (measureme
 	defer cancel()
 	var runErr error
 	exited := make(chan struct{})
+	sampler := startCPUSampler(5 * time.Millisecond)
 	go func() {
 		runErr = inst.run(rctx)
 		close(exited)
@@ -314,6 +383,7 @@ func (e *env) measure(ctx context.Context, variant string, round int) (measureme
 	wctx, wcancel := context.WithTimeout(ctx, e.cfg.Timeout)
 	first, last, werr := inst.wait(wctx, exited)
 	wcancel()
+	cpu := sampler.between(first, last)
 	stopProfile()
 	stopProfile = func() {}
 
@@ -332,7 +402,12 @@ func (e *env) measure(ctx context.Context, variant string, round int) (measureme
 	if runErr != nil && !errors.Is(runErr, context.Canceled) {
 		return measurement{}, fmt.Errorf("processor: %w", runErr)
 	}
-	m := measurement{elapsed: max(last.Sub(first), time.Microsecond), fires: inst.timerFires()}
+	m := measurement{elapsed: max(last.Sub(first), time.Microsecond), fires: inst.timerFires(), cpu: cpu}
+	if a, ok := inst.(*aetherInstance); ok {
+		if m.audit, err = a.checkAudit(e); err != nil {
+			return measurement{}, err
+		}
+	}
 	m.rate = float64(e.cfg.Events) / m.elapsed.Seconds()
 	if out := inst.output(); out != "" {
 		if m.outputs, err = e.records(out); err != nil {

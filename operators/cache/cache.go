@@ -23,7 +23,7 @@
 //
 // With [Registerer], the cache registers:
 //
-//	aether_redis_command_duration_seconds{operation}  histogram: get, set, pipeline
+//	aether_redis_command_duration_seconds{operation}  histogram: get, set, pipeline, del
 //	aether_redis_errors_total{operation}              failed round trips (network, timeout, server)
 //	aether_cache_hits_total                           Gets that found a value
 //	aether_cache_misses_total                         Gets that found none

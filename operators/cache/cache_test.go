@@ -177,8 +177,13 @@ func TestMetrics(t *testing.T) {
 	require.ErrorContains(t, c.Put(ctx, rs...), "LOADING")
 	require.ErrorContains(t, c.Put(ctx, rs...), "LOADING")
 	s.SetError("")
+	n, err := c.Forget(ctx, "u-0") // del
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
 
 	require.Equal(t, map[string]float64{
+		"aether_redis_command_duration_seconds{operation=del}":      1,
+		"aether_redis_errors_total{operation=del}":                  0,
 		"aether_redis_command_duration_seconds{operation=get}":      7,
 		"aether_redis_command_duration_seconds{operation=set}":      2,
 		"aether_redis_command_duration_seconds{operation=pipeline}": 3,

@@ -12,6 +12,7 @@ const (
 	opGet      = "get"      // GET of one user
 	opSet      = "set"      // SET of one user
 	opPipeline = "pipeline" // SETs of several users in one pipeline
+	opDel      = "del"      // DEL of a forgotten user's keys
 )
 
 // metrics are one cache's collectors, label values resolved once so the
@@ -27,12 +28,12 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "aether_redis_command_duration_seconds",
-		Help:    "Latency of the cache's Redis round trips by operation (get, set, pipeline), failed ones included.",
+		Help:    "Latency of the cache's Redis round trips by operation (get, set, pipeline, del), failed ones included.",
 		Buckets: prometheus.ExponentialBuckets(50e-6, 2, 16), // 50us to 1.6s
 	}, []string{"operation"})
 	errs := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "aether_redis_errors_total",
-		Help: "Failed Redis round trips of the cache by operation (get, set, pipeline): network, timeout or server errors.",
+		Help: "Failed Redis round trips of the cache by operation (get, set, pipeline, del): network, timeout or server errors.",
 	}, []string{"operation"})
 	hits := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "aether_cache_hits_total",
@@ -60,7 +61,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		misses:    misses,
 		malformed: malformed,
 	}
-	for _, op := range []string{opGet, opSet, opPipeline} {
+	for _, op := range []string{opGet, opSet, opPipeline, opDel} {
 		m.duration[op] = duration.WithLabelValues(op)
 		m.errors[op] = errs.WithLabelValues(op)
 	}

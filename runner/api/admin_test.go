@@ -137,7 +137,7 @@ func TestListenAdmin(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "admin API: 0.0.0.0:0 is not a loopback address: bind it to 127.0.0.1 or ::1 (--admin), or turn TLS on (--tls-cert, --tls-key)") {
 		t.Errorf("0.0.0.0 without TLS: %v", err)
 	}
-	certFile, keyFile, pool := selfSigned(t, t.TempDir())
+	certFile, keyFile, pool := selfSigned(t)
 	cfg, err := LoadTLS(certFile, keyFile)
 	if err != nil {
 		t.Fatal(err)

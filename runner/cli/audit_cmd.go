@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -60,9 +61,10 @@ With --username, the password is read from ` + esPasswordEnv + `.`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var (
-				rep   audit.Report
-				err   error
-				trail string
+				rep      audit.Report
+				err      error
+				trail    string
+				coverage func() (audit.CoverageReport, error)
 			)
 			if esURL != "" {
 				trail = esURL + "/" + prefix + "-*"
@@ -78,9 +80,19 @@ With --username, the password is read from ` + esPasswordEnv + `.`,
 					opts = append(opts, es.CAFile(caFile))
 				}
 				rep, err = es.Verify(cmd.Context(), prefix, opts...)
+				coverage = func() (audit.CoverageReport, error) {
+					pr, pw := io.Pipe()
+					go func() {
+						_, err := es.Export(cmd.Context(), prefix, pw, opts...)
+						pw.CloseWithError(err)
+					}()
+					defer pr.Close()
+					return audit.CoverageOf(pr)
+				}
 			} else {
 				trail = args[0]
 				rep, err = audit.VerifyFile(trail)
+				coverage = func() (audit.CoverageReport, error) { return audit.CoverageFile(trail) }
 			}
 			var p *audit.Problem
 			if errors.As(err, &p) {
@@ -92,6 +104,20 @@ With --username, the password is read from ` + esPasswordEnv + `.`,
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "ok: %d records, chain intact (%d redacted)\n", rep.Records, rep.Redacted)
 			fmt.Fprintf(out, "last record: seq %d, hash %s\n", rep.LastSeq, rep.LastHash)
+			// The chain holds; do the processors' attestations cover every
+			// offset they read?
+			cov, err := coverage()
+			if err != nil {
+				return fmt.Errorf("%s: reading the attestations: %w", trail, err)
+			}
+			var records int64
+			for _, p := range cov.Partitions {
+				records += p.Records
+			}
+			fmt.Fprintf(out, "attestations: %d, covering %d partitions and %d records\n", cov.Attestations, len(cov.Partitions), records)
+			if err := cov.Err(); err != nil {
+				return fmt.Errorf("%s: %w", trail, err)
+			}
 			return nil
 		},
 	}

@@ -32,7 +32,7 @@ func TestAuditVerify(t *testing.T) {
 
 	code, out, stderr := run("audit", "verify", path)
 	require.Equal(t, 0, code, stderr)
-	require.Equal(t, "ok: 20 records, chain intact (0 redacted)\nlast record: seq 20, hash "+head+"\n", out)
+	require.Equal(t, "ok: 20 records, chain intact (0 redacted)\nlast record: seq 20, hash "+head+"\nattestations: 0, covering 0 partitions and 0 records\n", out)
 
 	n, err := audit.Redact(path, func(e audit.Event) bool { return e.Kind == audit.KindInference })
 	require.NoError(t, err)
@@ -90,7 +90,7 @@ func TestAuditVerifyElasticsearch(t *testing.T) {
 	t.Setenv("AETHER_ES_PASSWORD", "pw-from-env")
 	code, out, stderr := run("audit", "verify", "--elasticsearch", srv.URL(), "--index-prefix", "trail", "--username", "auditor")
 	require.Equal(t, 0, code, stderr)
-	require.Equal(t, "ok: 20 records, chain intact (0 redacted)\nlast record: seq 20, hash "+head+"\n", out)
+	require.Equal(t, "ok: 20 records, chain intact (0 redacted)\nlast record: seq 20, hash "+head+"\nattestations: 0, covering 0 partitions and 0 records\n", out)
 
 	n, err := es.Redact(ctx, "trail", func(e audit.Event) bool { return e.Kind == audit.KindInference },
 		es.URLs(srv.URL()), es.BasicAuth("auditor", "pw-from-env"))
@@ -98,7 +98,7 @@ func TestAuditVerifyElasticsearch(t *testing.T) {
 	require.Equal(t, 3, n)
 	code, out, stderr = run("audit", "verify", "--elasticsearch", srv.URL(), "--index-prefix", "trail", "--username", "auditor")
 	require.Equal(t, 0, code, stderr)
-	require.Equal(t, "ok: 20 records, chain intact (3 redacted)\nlast record: seq 20, hash "+head+"\n", out)
+	require.Equal(t, "ok: 20 records, chain intact (3 redacted)\nlast record: seq 20, hash "+head+"\nattestations: 0, covering 0 partitions and 0 records\n", out)
 
 	c, err := elastic.NewClient(elastic.SetURL(srv.URL()), elastic.SetSniff(false), elastic.SetHealthcheck(false),
 		elastic.SetBasicAuth("auditor", "pw-from-env"))
@@ -126,4 +126,26 @@ func TestAuditVerifyElasticsearch(t *testing.T) {
 	code, _, stderr = run("audit", "verify", "--username", "u", "trail.jsonl")
 	require.Equal(t, 2, code)
 	require.Equal(t, "runner: audit verify: --username and --ca-file need --elasticsearch\n", stderr)
+}
+
+// A trail whose chain holds but whose attestations leave offsets out fails,
+// naming the gap.
+func TestAuditVerifyFindsAttestationGaps(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	s, err := audit.OpenFile(path)
+	require.NoError(t, err)
+	for _, run := range [][2]int64{{0, 9}, {10, 19}, {30, 39}} {
+		e, err := audit.New(audit.Attestation{Actor: "processor:sessionizer", Group: "sessionizer", Topic: "user_events_raw",
+			Partition: 2, FirstOffset: run[0], LastOffset: run[1], Count: 10, Outcomes: map[string]int64{"applied": 10},
+			Digest: strings.Repeat("ab", 32)}.Event())
+		require.NoError(t, err)
+		require.NoError(t, s.Write(context.Background(), e))
+	}
+	require.NoError(t, s.Close())
+	code, out, stderr := run("audit", "verify", path)
+	require.Equal(t, 1, code)
+	require.Contains(t, out, "ok: 3 records, chain intact (0 redacted)\n", stderr)
+	require.Contains(t, out, "attestations: 3, covering 1 partitions and 30 records\n", stderr)
+	require.Contains(t, stderr, "20-29")
+	require.Contains(t, stderr, "user_events_raw")
 }

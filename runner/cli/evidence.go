@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/aetherai/aether/controls/acl"
 	"github.com/aetherai/aether/controls/evidence"
 	"github.com/aetherai/aether/model/store"
 	"github.com/aetherai/aether/runner/config"
@@ -42,6 +43,9 @@ type evidenceFlags struct {
 	period, auditMaxAge          time.Duration
 	timeout                      time.Duration
 	requireAlerts                []string
+	// served, if set, says which model is being served (runner run);
+	// else the model the configuration names is read.
+	served func(ctx context.Context) (sha, version string, err error)
 }
 
 func evidenceCmd() *cobra.Command {
@@ -61,6 +65,8 @@ control, each mapped to the SOC 2 criteria it serves:
   audit_trail            audit.file verifies and its last record is recent (CC7.2)
   alert_rules            the alerts the controls rely on are defined (CC7.2)
   deletion_receipts      every deletion request has a complete receipt (P4.3, C1.2)
+  acl_drift              the live Kafka ACLs are exactly those derived from the topology (CC6.1, CC6.3)
+  topic_drift            the live topics have the declared partitions, retention and cleanup (C1.2, P4.2, PI1.5)
 
 A control that cannot be built from the configuration is listed as not
 evaluated, with why. With -o FILE the report is written as a self-contained
@@ -270,9 +276,11 @@ func buildEvidenceChecks(ctx context.Context, cfg *config.Config, ef evidenceFla
 	if cfg.Model.Manifest == "" {
 		skip("model_approval", "model.manifest is not set: no approved-models manifest to check the model against (model.sha256 pins it instead)")
 	} else {
-		checks = append(checks, evidence.ModelApproved(cfg.Model.Manifest, func(ctx context.Context) (string, string, error) {
-			return configuredModel(ctx, cfg)
-		}))
+		served := ef.served
+		if served == nil {
+			served = func(ctx context.Context) (string, string, error) { return configuredModel(ctx, cfg) }
+		}
+		checks = append(checks, evidence.ModelApproved(cfg.Model.Manifest, served))
 	}
 
 	if cfg.Audit.File == "" {
@@ -293,10 +301,16 @@ func buildEvidenceChecks(ctx context.Context, cfg *config.Config, ef evidenceFla
 		checks = append(checks, evidence.DeletionReceipts(ef.receipts))
 	}
 
-	// Built by the packages that derive them (runner acls --check, runner
-	// topics --check) through evidence.Drift once those land here.
-	skip("acl_drift", "not wired into runner evidence yet: run runner acls --check")
-	skip("topic_drift", "not wired into runner evidence yet: run runner topics --check")
+	checks = append(checks, evidence.Drift("acl_drift", []string{"CC6.1", "CC6.3"}, func(ctx context.Context) (missing, excess []string, err error) {
+		return aclDrift(ctx, cfg)
+	}))
+	checks = append(checks, evidence.Drift("topic_drift", []string{"C1.2", "P4.2", "PI1.5"}, func(ctx context.Context) (missing, excess []string, err error) {
+		problems, err := topicDrift(ctx, cfg)
+		for _, p := range problems {
+			missing = append(missing, p.String())
+		}
+		return missing, nil, err
+	}))
 	return checks, skipped, closeAll
 }
 
@@ -361,4 +375,30 @@ func findUp(rel string) string {
 		}
 		dir = parent
 	}
+}
+
+// aclDrift compares the ACLs derived from cfg's pipeline with the live
+// cluster, as `runner acls --check` does.
+func aclDrift(ctx context.Context, cfg *config.Config) (missing, excess []string, err error) {
+	want, err := deriveACLs(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	admin, err := kafkaAdmin(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer admin.Close()
+	live, err := acl.List(admin)
+	if err != nil {
+		return nil, nil, err
+	}
+	d := acl.Compare(want, live)
+	for _, b := range d.Missing {
+		missing = append(missing, b.String())
+	}
+	for _, b := range d.Excess {
+		excess = append(excess, b.String())
+	}
+	return missing, excess, nil
 }

@@ -18,11 +18,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/alicebob/miniredis/v2"
 	"github.com/stretchr/testify/require"
 
 	"github.com/aetherai/aether/audit"
 	"github.com/aetherai/aether/audit/audittest"
+	"github.com/aetherai/aether/broker"
 	"github.com/aetherai/aether/controls/evidence"
 	"github.com/aetherai/aether/internal/testcert"
 	"github.com/aetherai/aether/model"
@@ -37,6 +39,7 @@ import (
 type evidenceSetup struct {
 	config, rules, receipts string
 	redis                   *miniredis.Miniredis
+	kafka                   sarama.ClusterAdmin
 }
 
 func newEvidenceSetup(t *testing.T) evidenceSetup {
@@ -47,6 +50,15 @@ func newEvidenceSetup(t *testing.T) evidenceSetup {
 	mr, err := miniredis.RunTLS(&tls.Config{Certificates: []tls.Certificate{srv.TLS}, MinVersion: tls.VersionTLS12})
 	require.NoError(t, err)
 	t.Cleanup(mr.Close)
+	b, err := broker.Start(broker.ListenTLS(&tls.Config{Certificates: []tls.Certificate{srv.TLS}, MinVersion: tls.VersionTLS12}))
+	require.NoError(t, err)
+	t.Cleanup(b.Close)
+	sec := broker.Security{TLS: &broker.TLS{CAFile: ca.CertFile}}
+	sc, err := sec.SaramaConfigs()
+	require.NoError(t, err)
+	kafka, err := sarama.NewClusterAdmin(b.Addrs(), sc("evidence-test"))
+	require.NoError(t, err)
+	t.Cleanup(func() { kafka.Close() })
 
 	modelDir := filepath.Join(dir, "model")
 	require.NoError(t, os.Mkdir(modelDir, 0o700))
@@ -81,7 +93,7 @@ func newEvidenceSetup(t *testing.T) evidenceSetup {
 	cfg := filepath.Join(dir, "aether.yaml")
 	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`pipeline: recommendations
 kafka:
-  brokers: [127.0.0.1:9093]
+  brokers: [%[8]s]
   security:
     tls: {caFile: %[1]q}
 redis:
@@ -97,8 +109,13 @@ http:
   admin: {listen: off}
 audit:
   file: %[7]q
-`, ca.CertFile, mr.Addr(), modelDir, manifest, srv.CertFile, srv.KeyFile, trail)), 0o600))
-	return evidenceSetup{config: cfg, rules: rules, receipts: receipts, redis: mr}
+`, ca.CertFile, mr.Addr(), modelDir, manifest, srv.CertFile, srv.KeyFile, trail, b.Addrs()[0])), 0o600))
+	// The topics and ACLs the topology declares, applied.
+	for _, cmd := range []string{"topics", "acls"} {
+		code, _, stderr := run(cmd, "-c", cfg, "--apply")
+		require.Equal(t, 0, code, stderr)
+	}
+	return evidenceSetup{config: cfg, rules: rules, receipts: receipts, redis: mr, kafka: kafka}
 }
 
 func (s evidenceSetup) args(extra ...string) []string {
@@ -125,21 +142,21 @@ func TestEvidenceCommand(t *testing.T) {
 
 	code, stdout, stderr := run(s.args("-o", out)...)
 	require.Equal(t, 0, code, stderr)
-	require.Regexp(t, `^\S+Z `+out+`: 6 controls: 6 pass, 0 fail, 0 error; 2 not evaluated\n$`, stdout)
+	require.Regexp(t, `^\S+Z `+out+`: 8 controls: 8 pass, 0 fail, 0 error; 0 not evaluated\n$`, stdout)
 	rep, byID := readReport(t, out)
 	require.True(t, rep.OK(), "%+v", rep)
-	for _, id := range []string{"encryption_in_transit", "redis_key_ttl", "model_approval", "audit_trail", "alert_rules", "deletion_receipts"} {
+	for _, id := range []string{"encryption_in_transit", "redis_key_ttl", "model_approval", "audit_trail", "alert_rules", "deletion_receipts", "acl_drift", "topic_drift"} {
 		require.Equal(t, evidence.StatusPass, byID[id].Status, "%s: %s", id, byID[id].Why)
 	}
 	require.True(t, strings.HasPrefix(byID["model_approval"].Why, "approved by alice under ticket CHG-7 at "), byID["model_approval"].Why)
 	require.Regexp(t, `^sha256:[0-9a-f]{64}$`, rep.ConfigDigest)
-	require.Equal(t, []string{"acl_drift", "topic_drift"}, []string{rep.NotEvaluated[0].ID, rep.NotEvaluated[1].ID})
+	require.Empty(t, rep.NotEvaluated)
 
 	// A key written without a TTL turns the Redis control red: exit 1.
 	require.NoError(t, s.redis.Set("aether:recs:user_42", "{}"))
 	code, _, stderr = run(s.args("-o", out)...)
 	require.Equal(t, 1, code)
-	require.Equal(t, "runner: evidence: 1 of 6 controls do not pass (1 fail, 0 error)\n", stderr)
+	require.Equal(t, "runner: evidence: 1 of 8 controls do not pass (1 fail, 0 error)\n", stderr)
 	_, byID = readReport(t, out)
 	require.Equal(t, evidence.StatusFail, byID["redis_key_ttl"].Status)
 	require.Regexp(t, `^aether:recs:<sha256 [0-9a-f]{12}>$`, byID["redis_key_ttl"].Details[0])
@@ -149,8 +166,8 @@ func TestEvidenceCommand(t *testing.T) {
 	require.Equal(t, 1, code)
 	require.Regexp(t, `(?m)^FAIL\s+redis_key_ttl\s+1 key with no TTL`, stdout)
 	require.Regexp(t, `(?m)^PASS\s+encryption_in_transit\s+every connection in use is configured with TLS$`, stdout)
-	require.Regexp(t, `(?m)^SKIP\s+acl_drift\s+`, stdout)
-	require.Contains(t, stdout, "6 controls: 5 pass, 1 fail, 0 error; 2 not evaluated\n")
+	require.Regexp(t, `(?m)^PASS\s+acl_drift\s+`, stdout)
+	require.Contains(t, stdout, "8 controls: 7 pass, 1 fail, 0 error; 0 not evaluated\n")
 
 	// EXPIRE: green again; the HTML page this time.
 	s.redis.SetTTL("aether:recs:user_42", time.Hour)
@@ -185,7 +202,10 @@ func TestEvidenceCommandPlainTextAndUnreachable(t *testing.T) {
 	require.Equal(t, "data travels in plain text to or from kafka, redis, http-api, admin-api", tlsCtl.Why)
 	require.Equal(t, evidence.StatusError, byID["redis_key_ttl"].Status)
 	require.Contains(t, byID["redis_key_ttl"].Why, "cannot connect to Redis: redis://127.0.0.1:1")
-	require.Equal(t, 1, rep.Summary.Error)
+	// Plain text to a TLS-only broker: the drift cannot be read.
+	require.Equal(t, evidence.StatusError, byID["acl_drift"].Status)
+	require.Equal(t, evidence.StatusError, byID["topic_drift"].Status)
+	require.Equal(t, 3, rep.Summary.Error)
 }
 
 func TestEvidenceCommandUsage(t *testing.T) {
@@ -246,6 +266,25 @@ func TestEvidenceCommandPeriodServes(t *testing.T) {
 	require.Contains(t, get("/evidence.json"), `"status": "fail"`)
 	s.redis.SetTTL("aether:recs:user_7", time.Minute)
 	status("1")
+
+	// A grant widened by hand turns acl_drift red within a period;
+	// runner acls --apply removes it and the control is green again.
+	aclStatus := func(want string) {
+		t.Helper()
+		line := `aether_control_status{control="acl_drift",criteria="CC6.1,CC6.3"} ` + want
+		require.Eventually(t, func() bool { return strings.Contains(get("/metrics"), line) }, 10*time.Second, 20*time.Millisecond, line)
+	}
+	aclStatus("1")
+	require.NoError(t, s.kafka.CreateACL(
+		sarama.Resource{ResourceType: sarama.AclResourceTopic, ResourceName: "*", ResourcePatternType: sarama.AclPatternLiteral},
+		sarama.Acl{Principal: "User:aether-recommender", Host: "*", Operation: sarama.AclOperationRead, PermissionType: sarama.AclPermissionAllow}))
+	start = time.Now()
+	aclStatus("0")
+	require.Less(t, time.Since(start), 2*time.Second, "red within about one period")
+	require.Contains(t, get("/evidence.json"), "ALLOW User:aether-recommender READ TOPIC *")
+	code, _, stderrApply := run("acls", "-c", s.config, "--apply")
+	require.Equal(t, 0, code, stderrApply)
+	aclStatus("1")
 
 	require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGINT))
 	select {

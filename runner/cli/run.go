@@ -107,6 +107,14 @@ func runPipeline(ctx context.Context, out io.Writer, log *slog.Logger, cfg *conf
 	if cfg.Model.PollInterval > 0 {
 		fmt.Fprintf(out, "polling %s for new approved models every %s\n", cfg.Model.URI, cfg.Model.PollInterval)
 	}
+	stopEvidence, err := runEvidence(ctx, out, cfg, trail, run, func(context.Context) (string, string, error) {
+		m := scorer.Model()
+		return m.SHA256, m.Version, nil
+	}, reg)
+	if err != nil {
+		return errors.Join(err, run.Stop())
+	}
+	defer stopEvidence()
 	<-ctx.Done()
 	fmt.Fprintln(out, "stopping")
 	return run.Stop()

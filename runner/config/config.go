@@ -34,6 +34,8 @@ type Config struct {
 	Sessions Sessions    `yaml:"sessions"`
 	Storage  StorageConf `yaml:"storage"`
 	Audit    AuditConf   `yaml:"audit"`
+	Evidence Evidence    `yaml:"evidence"`
+	Forget   ForgetConf  `yaml:"forget"`
 }
 
 // Kafka says where the brokers are and how each part of the pipeline
@@ -350,6 +352,7 @@ func (c *Config) Defaults() {
 		c.Redis.KeyPrefix = "aether:recs:"
 	}
 	c.HTTP.defaults()
+	c.Evidence.defaults()
 	if c.Sessions.Gap == 0 {
 		c.Sessions.Gap = 30 * time.Minute
 	}
@@ -479,6 +482,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.HTTP.validate(bad)
+	c.Evidence.validate(bad)
 	if c.Sessions.Gap <= 0 {
 		bad("sessions.gap", "must be positive")
 	}

@@ -3,6 +3,7 @@
 //	go run ./bench/cmd/aether-bench pipeline                       # full run (~2-3 min on 2 cores)
 //	go run ./bench/cmd/aether-bench pipeline -events 20000 -rounds 1   # smoke test
 //	go run ./bench/cmd/aether-bench pipeline -cpuprofile cpu.out   # profile the aether variant
+//	go run ./bench/cmd/aether-bench pipeline -audit                # also aether with the audit trail on
 //	go run ./bench/cmd/aether-bench serve                          # serving: inference, HTTP cache hits, redis-benchmark (~1 min)
 //	go run ./bench/cmd/aether-bench serve -users 200 -duration 1s  # smoke test
 //
@@ -65,12 +66,19 @@ other on it, each with a fresh consumer group:
   bare         a Goka processor that only decodes each event and counts
                per key in its table
 
+With -audit, a fourth processor runs in each round:
+
+  aether-audit the aether processor with its audit trail on: attestations
+               per input partition to a hash-chained file (fsync on every
+               write); the trail is verified and must attest every offset
+
 A rate is events divided by the time from the first record a processor
 sees to the moment it handled all of them (group join and startup
 excluded). Progress goes to stderr; the last line on stdout is a JSON
 object with the median rates and
   overhead_ratio   = aether / handwritten  (1.0 = the runtime costs nothing)
-  efficiency_ratio = aether / bare`,
+  efficiency_ratio = aether / bare
+  audit_ratio      = aether-audit / aether (with -audit)`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			res, err := pipebench.Run(cmd.Context(), cfg, cmd.ErrOrStderr())
@@ -94,7 +102,8 @@ object with the median rates and
 	f.Uint64Var(&cfg.Seed, "seed", pipebench.DefaultSeed, "clickstream seed")
 	f.DurationVar(&cfg.Timeout, "timeout", 0, "give up on a variant that has not handled every event this long after it started (0 = 2m + 1ms per event)")
 	f.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of one variant to `FILE` (round r > 1 to FILE.r<r>)")
-	f.StringVar(&cfg.ProfileVariant, "profile-variant", pipebench.Aether, "variant to profile with -cpuprofile: aether, handwritten or bare")
+	f.StringVar(&cfg.ProfileVariant, "profile-variant", pipebench.Aether, "variant to profile with -cpuprofile: aether, aether-audit (with -audit), handwritten or bare")
+	f.BoolVar(&cfg.Audit, "audit", false, "also run aether with its audit trail (attestations to a file) and report audit_ratio = aether-audit / aether")
 	return cmd
 }
 

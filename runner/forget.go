@@ -1,0 +1,201 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/aetherai/aether/audit"
+	es "github.com/aetherai/aether/audit/elasticsearch"
+	"github.com/aetherai/aether/broker"
+	"github.com/aetherai/aether/controls/forget"
+	"github.com/aetherai/aether/examples/recommendations/pipeline"
+	"github.com/aetherai/aether/operators/features"
+	"github.com/aetherai/aether/processors"
+	"github.com/aetherai/aether/runner/api"
+	"github.com/aetherai/aether/runner/config"
+)
+
+// RouteForget is the admin route that deletes a user's data.
+const RouteForget = "POST /admin/v1/users/{userId}/forget"
+
+// ForgetParts are the connections the deletion of a user needs, in the
+// runner (admin route) or in `runner forget`.
+type ForgetParts struct {
+	Config   *config.Config
+	Pipeline *pipeline.Pipeline
+	Brokers  []string
+	// Send writes the forget control record (processors.SendForget as
+	// the ingest principal, which may write the raw topic).
+	Send func(ctx context.Context, key string) error
+	// Lookup reports whether the feature-store view holds the key.
+	Lookup func(key string) (bool, error)
+	// Wait, in the runner, waits for its processors to forget the key.
+	Wait func(ctx context.Context, key string, since time.Time) ([]string, error)
+	// Redis and Keys: the cache's client and the user's keys; nil Redis
+	// means the pipeline writes no Redis.
+	Redis redis.UniversalClient
+	Keys  func(userID string) []string
+	// Kafka is the configuration topics are scanned and described with
+	// (the admin principal).
+	Kafka func(clientID string) *sarama.Config
+	// AuditSink is the file trail this process holds open, if any.
+	AuditSink *audit.FileSink
+}
+
+// ForgetStores returns the stores the reference pipeline writes, in the
+// order a deletion runs them: the feature store (through the processors),
+// Redis, the raw and processed topics, the dead-letter topics and the
+// stateful processors' loopback topics (timer ticks keyed by the user; all
+// by retention), then the audit trail (the file, or Elasticsearch).
+func ForgetStores(p ForgetParts) ([]forget.Store, error) {
+	wait, err := p.Config.Forget.Wait()
+	if err != nil {
+		return nil, err
+	}
+	stores := []forget.Store{&forget.Processors{Topic: p.Pipeline.Raw.Name(), Send: p.Send, Lookup: p.Lookup, Wait: p.Wait, Timeout: wait}}
+	if p.Redis != nil {
+		stores = append(stores, &forget.Redis{Client: p.Redis, Keys: p.Keys})
+	}
+	scan := func(ctx context.Context, topic string) ([]*sarama.ConsumerMessage, error) {
+		return broker.Consume(ctx, p.Brokers, p.Kafka("aether-forget-scan"), topic)
+	}
+	retention := func(ctx context.Context, topic string) (time.Duration, error) {
+		spec, err := broker.DescribeTopic(ctx, p.Brokers, p.Kafka("aether-forget-scan"), topic)
+		return spec.Retention, err
+	}
+	for _, s := range []string{p.Pipeline.Raw.Name(), p.Pipeline.Features.Name()} {
+		stores = append(stores, &forget.Retained{StoreName: "topic:" + s, Topics: []string{s}, Scan: scan, Retention: retention, Timeout: wait})
+	}
+	stores = append(stores, &forget.Retained{StoreName: "dead-letters", Topics: forget.DeadLetterTopics(p.Pipeline.Topology), Scan: scan, Retention: retention, Timeout: wait})
+	var loops []string
+	for _, sp := range p.Pipeline.Topology.Processors() {
+		if sp.Table != nil {
+			loops = append(loops, sp.LoopTopic())
+		}
+	}
+	if len(loops) > 0 {
+		// Timer ticks: the user id as key, no value.
+		stores = append(stores, &forget.Retained{StoreName: "loopback", Topics: loops, Scan: scan, Retention: retention, Timeout: wait,
+			Note: "timer ticks carry the user id as key and no value; they expire with the topic's retention"})
+	}
+	if e := p.Config.Audit.Elasticsearch; e.Enabled() {
+		conn := []es.ConnOption{es.URLs(e.URLs...)}
+		if e.Username != "" {
+			pw, err := e.ResolvePassword()
+			if err != nil {
+				return nil, err
+			}
+			conn = append(conn, es.BasicAuth(e.Username, pw))
+		}
+		if e.CAFile != "" {
+			conn = append(conn, es.CAFile(e.CAFile))
+		}
+		prefix := e.IndexPrefix
+		if prefix == "" {
+			prefix = es.DefaultPrefix
+		}
+		stores = append(stores, &forget.AuditElasticsearch{Prefix: prefix, Conn: conn})
+	} else {
+		a := &forget.AuditFile{Path: p.Config.Audit.File, Sink: p.AuditSink}
+		if a.Sink != nil {
+			a.Path = a.Sink.Path()
+		}
+		stores = append(stores, a)
+	}
+	return stores, nil
+}
+
+// startForget registers the forget route on the running pipeline's admin
+// API: the deletion runs in this process, through its processors, view,
+// cache and audit sink.
+func startForget(run *Running, p Parts, brokers []string, kafkaAs kafkaConfigs, view *processors.View[features.State], subjectKey []byte) error {
+	fp := ForgetParts{
+		Config: p.Config, Pipeline: run.Pipeline, Brokers: brokers,
+		Send: func(ctx context.Context, key string) error {
+			return processors.SendForget(ctx, brokers, run.Pipeline.Raw.Name(), key, processors.ClientSarama(kafkaAs.ingest))
+		},
+		Lookup: viewLookup(view),
+		Wait: func(ctx context.Context, key string, since time.Time) ([]string, error) {
+			return run.Runtime.WaitForgotten(ctx, run.Pipeline.Raw.Name(), key, since)
+		},
+		Kafka: kafkaAs.adminConf,
+	}
+	if p.Cache != nil {
+		fp.Redis, fp.Keys = p.Cache.Client(), p.Cache.Keys
+	}
+	fp.AuditSink, _ = p.Audit.(*audit.FileSink)
+	stores, err := ForgetStores(fp)
+	if err != nil {
+		return err
+	}
+	f, err := forget.New(forget.Config{Stores: stores, ReceiptsDir: p.Config.ReceiptsDir(), Audit: p.Audit, Actor: api.AdminActor})
+	if err != nil {
+		return err
+	}
+	wait, _ := p.Config.Forget.Wait()
+	return run.Admin.Handle(RouteForget, ForgetHandler(f, subjectKey, wait))
+}
+
+// viewLookup asks the feature-store view for a key; a view still
+// recovering cannot say.
+func viewLookup(view *processors.View[features.State]) func(string) (bool, error) {
+	return func(key string) (bool, error) {
+		if !view.Recovered() {
+			return false, errors.New("the feature-store view is still recovering")
+		}
+		return view.Has(key)
+	}
+}
+
+// ForgetHandler serves RouteForget: 200 with the receipt (its "complete"
+// says whether every store is done), 400 for a user id events could not
+// carry, 500 with the receipt if it could not be written or audited. The
+// admin API audits the request with the pseudonym as subject; the handler
+// adds the receipt's id and per-store counts to that event. budget is the
+// forget timeout: the deletion may take four times it (the write deadline
+// is extended for it), and runs on if the caller goes away.
+func ForgetHandler(f *forget.Forgetter, subjectKey []byte, budget time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user := r.PathValue("userId")
+		if err := forget.ValidUserID(user); err != nil {
+			api.AdminAuditAttr(r, "reason", "invalid_user_id")
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		// A deletion waits for the processors and scans topics: longer
+		// than the admin server's write timeout allows other routes.
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(4*budget + time.Minute))
+		// Once started, a deletion runs to its receipt even if the caller
+		// goes away.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 4*budget)
+		defer cancel()
+		rc, err := f.Forget(ctx, user, api.SubjectRef(subjectKey, user))
+		api.AdminAuditAttr(r, "receipt", rc.ID)
+		for _, s := range rc.Stores {
+			if s.Count != nil {
+				api.AdminAuditAttr(r, s.Name+".count", strconv.FormatInt(*s.Count, 10))
+			}
+			api.AdminAuditAttr(r, s.Name+".status", s.Status)
+		}
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, map[string]any{"error": err.Error(), "receipt": rc})
+			return
+		}
+		writeJSON(w, http.StatusOK, rc)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
