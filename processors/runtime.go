@@ -14,6 +14,8 @@
 //   - durable event-time timers, stored with the state and delivered
 //     through the processor's loopback topic;
 //   - Prometheus metrics per processor, topic and operator;
+//   - forget control records: a key's state, timers and sink data deleted
+//     inside the processor and the record forwarded downstream (forget.go);
 //   - with Audit, an audit trail: attestations of the input records
 //     handled per partition (offsets, counts, outcomes, a digest), the
 //     processor's job events, and the input record's correlation id on
@@ -328,6 +330,9 @@ func (p *proc) rebalanced(a goka.Assignment) {
 // handle is the Goka callback of every input edge.
 func (p *proc) handle(ctx goka.Context, msg any) {
 	value, _ := msg.([]byte)
+	if len(value) == 0 && p.forget(ctx) { // a forget control record (forget.go); events are never empty
+		return
+	}
 	part := ctx.Partition()
 	pt := p.parts.get(part)
 	now := time.Now()

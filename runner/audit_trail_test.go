@@ -12,9 +12,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-	"github.com/alicebob/miniredis/v2"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/aetherai/aether/audit"
@@ -22,7 +20,6 @@ import (
 	"github.com/aetherai/aether/broker"
 	"github.com/aetherai/aether/event"
 	"github.com/aetherai/aether/internal/esfake"
-	"github.com/aetherai/aether/operators/cache"
 	"github.com/aetherai/aether/recommend"
 	"github.com/aetherai/aether/runner"
 	"github.com/aetherai/aether/runner/config"
@@ -40,13 +37,7 @@ var esOutage = flag.Duration("audit.outage", 60*time.Second, "how long TestAudit
 // with no gap and count every event, and the processors' start and stop.
 func TestAuditTrailThroughAnElasticsearchOutage(t *testing.T) {
 	ctx := t.Context()
-	b, err := broker.Start(broker.Partitions(4))
-	require.NoError(t, err)
-	defer b.Close()
-	mr := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), ContextTimeoutEnabled: true})
-	c, err := cache.Redis(rdb, cache.TTL(time.Hour))
-	require.NoError(t, err)
+	b, rdb, c := embedded(t, 4)
 	fake := esfake.New()
 	defer fake.Close()
 
@@ -231,4 +222,47 @@ func gather(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// With audit.messages: per-message the processors write one kafka_message
+// record per Kafka record they read.
+func TestAuditPerMessage(t *testing.T) {
+	b, _, c := embedded(t, 2)
+	cfg, err := config.Parse(fmt.Appendf(nil, `
+kafka: {brokers: [%s], partitions: 2}
+model: {dir: m}
+http: {listen: 127.0.0.1:0, apiKeys: {shop: shop-key}, admin: {listen: "off"}}
+audit: {messages: per-message}
+`, b.Addrs()[0]))
+	require.NoError(t, err)
+	trail := audit.NewMemory()
+	run, err := runner.Start(t.Context(), runner.Parts{Config: cfg, Scorer: fixedScorer{}, Cache: c, Audit: trail})
+	require.NoError(t, err)
+	em, err := sarama.NewSyncProducer(b.Addrs(), broker.SaramaConfig("per-message-test"))
+	require.NoError(t, err)
+	defer em.Close()
+	const n = 30
+	for i := range n {
+		js, _ := json.Marshal(event.Event{UserID: fmt.Sprintf("u%d", i%3), ProductID: "p", EventType: event.Click,
+			Timestamp: time.Now().UTC(), EventID: fmt.Sprint(i)})
+		_, _, err := em.SendMessage(&sarama.ProducerMessage{Topic: "user_events_raw", Key: sarama.StringEncoder(fmt.Sprintf("u%d", i%3)), Value: sarama.ByteEncoder(js)})
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool {
+		var got uint64
+		for _, v := range run.Runtime.Outcomes("sessionizer") {
+			got += v
+		}
+		return got == n
+	}, 60*time.Second, 50*time.Millisecond)
+	require.NoError(t, run.Stop())
+	offsets := map[string]bool{}
+	for _, e := range trail.Events() {
+		if e.Kind == audit.KindKafkaMessage && e.Actor == "processor:sessionizer" {
+			require.NotEqual(t, audit.ActionAttest, e.Action)
+			offsets[e.CorrelationID] = true
+		}
+	}
+	require.Len(t, offsets, n, "one record per offset")
+	require.NoError(t, audit.Coverage(trail.Events()).Err())
 }

@@ -165,7 +165,11 @@ func Start(ctx context.Context, p Parts) (run *Running, err error) {
 	if p.Audit != nil {
 		// Per-partition attestations of every input offset, and the
 		// processors' job events, in the same trail as the API's.
-		opts = append(opts, processors.Audit(p.Audit))
+		var aopts []processors.AuditOption
+		if cfg.Audit.Messages == config.AuditPerMessage {
+			aopts = append(aopts, processors.PerMessage())
+		}
+		opts = append(opts, processors.Audit(p.Audit, aopts...))
 	}
 	if cfg.Storage.Dir != "" {
 		opts = append(opts, processors.StorageDir(cfg.Storage.Dir))

@@ -10,37 +10,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/aetherai/aether/audit"
 	"github.com/aetherai/aether/broker"
 	"github.com/aetherai/aether/internal/testcert"
-	"github.com/aetherai/aether/operators/cache"
-	"github.com/aetherai/aether/operators/features"
-	"github.com/aetherai/aether/recommend"
 	"github.com/aetherai/aether/runner"
 	"github.com/aetherai/aether/runner/config"
 )
-
-// fixedScorer recommends one item to everyone: the API's security does not
-// depend on the model.
-type fixedScorer struct{}
-
-func (fixedScorer) Score(_ context.Context, recs []features.Record, k int) ([][]recommend.Item, error) {
-	out := make([][]recommend.Item, len(recs))
-	for i := range out {
-		out[i] = []recommend.Item{{ProductID: "p", Score: 1}}
-	}
-	return out, nil
-}
-func (fixedScorer) Popular(k int) []recommend.Item {
-	return []recommend.Item{{ProductID: "pop", Score: 1}}
-}
-func (fixedScorer) Model() recommend.Model {
-	return recommend.Model{Version: "v", SHA256: strings.Repeat("0", 64)}
-}
 
 // TestStartServesHTTPSAllowlistAndAdmin starts the runner library from a
 // configuration with HTTPS, a hashed key, an allowlist and the admin
@@ -48,13 +25,7 @@ func (fixedScorer) Model() recommend.Model {
 // Kafka with its clientIp pseudonymised, the admin API answers only its
 // token, and every request is in the trail.
 func TestStartServesHTTPSAllowlistAndAdmin(t *testing.T) {
-	b, err := broker.Start(broker.Partitions(2))
-	require.NoError(t, err)
-	defer b.Close()
-	mr := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), ContextTimeoutEnabled: true})
-	c, err := cache.Redis(rdb, cache.TTL(time.Hour))
-	require.NoError(t, err)
+	b, _, c := embedded(t, 2)
 	ca := testcert.New(t)
 	srv := ca.Server(t, "127.0.0.1")
 	t.Setenv(config.EnvAdminToken, "adm-token")

@@ -99,7 +99,9 @@ type StoreReceipt struct {
 	Error  string `json:"error,omitempty"`
 	Status string `json:"status"`
 	// Method says how the store's data was removed.
-	Method   string    `json:"method,omitempty"`
+	Method string `json:"method,omitempty"`
+	// Started is when the store's lookup began (every store is looked up
+	// before any deletes); Finished when its deletion ended.
 	Started  time.Time `json:"started"`
 	Finished time.Time `json:"finished"`
 	// ExpiresBy is when the last of the counted records expires by

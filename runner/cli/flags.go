@@ -67,7 +67,9 @@ func (f *runFlags) apply(cfg *config.Config) error {
 		cfg.Audit.File = f.auditFile
 	}
 	key := f.apiKey
-	if key == "" {
+	if key == "" && len(cfg.HTTP.APIKeys) == 0 {
+		// A file that declares no client: the key from the environment.
+		// (A file that does may name it itself, as env:AETHER_API_KEY.)
 		key = os.Getenv("AETHER_API_KEY")
 	}
 	if key != "" {

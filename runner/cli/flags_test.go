@@ -65,11 +65,18 @@ func TestRunFlagsOverrideTheFile(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, cfg.HTTP.Admin.Enabled())
 
-	// --api-key falls back to AETHER_API_KEY.
+	// --api-key falls back to AETHER_API_KEY when the file declares no
+	// client; a file that does is left as it is (it may name the same key
+	// as env:AETHER_API_KEY, as the example does).
 	t.Setenv("AETHER_API_KEY", "from-env")
 	cfg, err = parseRunFlags(t, "-c", file).load()
 	require.NoError(t, err)
-	require.Equal(t, "from-env", cfg.HTTP.APIKeys["cli"])
+	require.Equal(t, map[string]string{"shop": "k1"}, cfg.HTTP.APIKeys)
+	keyless := filepath.Join(t.TempDir(), "keyless.yaml")
+	require.NoError(t, os.WriteFile(keyless, []byte("kafka: {brokers: [k:9092]}\nmodel: {dir: m}\n"), 0o600))
+	cfg, err = parseRunFlags(t, "-c", keyless).load()
+	require.NoError(t, err)
+	require.Equal(t, map[string]string{"cli": "from-env"}, cfg.HTTP.APIKeys)
 
 	_, err = parseRunFlags(t).load()
 	require.EqualError(t, err, "-c FILE is required")

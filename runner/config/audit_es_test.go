@@ -58,3 +58,12 @@ audit:
 		require.False(t, strings.Contains(err.Error(), "hunter2"))
 	}
 }
+
+func TestAuditMessages(t *testing.T) {
+	for _, v := range []string{"", "attestations", "per-message"} {
+		_, err := config.Parse([]byte("kafka: {brokers: [k:9092]}\nmodel: {dir: m}\naudit: {messages: \"" + v + "\"}\n"))
+		require.NoError(t, err, v)
+	}
+	_, err := config.Parse([]byte("kafka: {brokers: [k:9092]}\nmodel: {dir: m}\naudit: {messages: every}\n"))
+	require.EqualError(t, err, `audit.messages: is "every": want attestations or per-message`)
+}

@@ -241,7 +241,18 @@ type AuditConf struct {
 	// Elasticsearch, when its urls are set, keeps the trail in
 	// Elasticsearch instead of File (see package audit/elasticsearch).
 	Elasticsearch AuditElasticsearch `yaml:"elasticsearch"`
+	// Messages is how the processors audit the Kafka records they read:
+	// "attestations" (the default: one record per input partition every
+	// 10,000 records or 5 s, with the offsets, a digest and the outcome
+	// counts) or "per-message" (one record per Kafka record: costly).
+	Messages string `yaml:"messages"`
 }
+
+// Ways of auditing Kafka messages (audit.messages).
+const (
+	AuditAttestations = "attestations"
+	AuditPerMessage   = "per-message"
+)
 
 // AuditElasticsearch is the Elasticsearch audit trail.
 type AuditElasticsearch struct {
@@ -299,6 +310,9 @@ func (a AuditConf) validate() []error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, &FieldError{Field: "audit." + field, Reason: fmt.Sprintf(format, args...)})
+	}
+	if a.Messages != "" && a.Messages != AuditAttestations && a.Messages != AuditPerMessage {
+		bad("messages", "is %q: want %s or %s", a.Messages, AuditAttestations, AuditPerMessage)
 	}
 	e := a.Elasticsearch
 	if !e.Enabled() {
