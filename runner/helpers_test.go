@@ -27,7 +27,9 @@ func (fixedScorer) Score(_ context.Context, recs []features.Record, k int) ([][]
 	}
 	return out, nil
 }
-func (fixedScorer) Popular(k int) []recommend.Item { return []recommend.Item{{ProductID: "pop", Score: 1}} }
+func (fixedScorer) Popular(k int) []recommend.Item {
+	return []recommend.Item{{ProductID: "pop", Score: 1}}
+}
 func (fixedScorer) Model() recommend.Model {
 	return recommend.Model{Version: "v", SHA256: strings.Repeat("0", 64)}
 }
