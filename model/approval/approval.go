@@ -34,8 +34,9 @@
 // # Events
 //
 // Every approval, refusal and admission is a structured log line with
-// event "model_change" (see Change): the record the audit trail will
-// carry. The lines hold names, ticket ids and hashes only, no secrets.
+// event "model_change" (see Change); the runner's logger also writes
+// such lines to the audit trail (audit.LogHandler). The lines hold
+// names, ticket ids and hashes only, no secrets.
 package approval
 
 import (

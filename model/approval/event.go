@@ -27,8 +27,9 @@ const (
 )
 
 // Change is one model lifecycle event: an approval, a refusal, an
-// admission or a load. Until the audit trail carries them, Log writes
-// them as structured log lines.
+// admission or a load. Log writes it as a structured log line with
+// event=model_change, which the runner's logger also writes to the audit
+// trail (audit.LogHandler).
 type Change struct {
 	Action, Outcome string
 	// SHA256 and Version identify the model.
