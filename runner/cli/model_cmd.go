@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
+	"github.com/aetherai/aether/audit"
 	"github.com/aetherai/aether/model"
 	"github.com/aetherai/aether/model/approval"
 	"github.com/aetherai/aether/model/rollout"
@@ -69,7 +70,7 @@ func (f *manifestFlags) path() (string, error) {
 
 func modelApproveCmd() *cobra.Command {
 	var mf manifestFlags
-	var by, ticket string
+	var by, ticket, auditFile string
 	cmd := &cobra.Command{
 		Use:   "approve DIR|URI --by NAME --ticket ID [--manifest FILE]",
 		Short: "Add a model's SHA-256 to the approved-models manifest",
@@ -100,6 +101,15 @@ AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION).`,
 				return err
 			}
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			if auditFile != "" {
+				// The approval (or its refusal) also goes to the trail.
+				trail, err := audit.OpenFile(auditFile)
+				if err != nil {
+					return err
+				}
+				defer trail.Close()
+				log = auditedLogger(log, trail)
+			}
 			e, added, err := approval.Approve(path, meta, by, ticket, time.Now(), log)
 			if err != nil {
 				return err
@@ -118,6 +128,7 @@ AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION).`,
 	mf.register(cmd)
 	cmd.Flags().StringVar(&by, "by", "", "who approves (required)")
 	cmd.Flags().StringVar(&ticket, "ticket", "", "the change ticket (required)")
+	cmd.Flags().StringVar(&auditFile, "audit-file", "", "also record the approval in this hash-chained audit trail (not while a runner holds it)")
 	return cmd
 }
 

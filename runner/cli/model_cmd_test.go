@@ -38,10 +38,18 @@ func TestModelApproveThenList(t *testing.T) {
 	code, out, _ = run("model", "approve", "file://"+filepath.Join(dir, "m1"), "--by", "bob", "--ticket", "CHG-1", "--manifest", manifest)
 	require.Equal(t, 0, code)
 	require.Contains(t, out, "was already approved in "+manifest+" by alice, ticket CHG-1")
-	code, _, stderr = run("model", "approve", filepath.Join(dir, "m1"), "--by", "bob", "--ticket", "CHG-2", "--manifest", manifest)
+	trail := filepath.Join(dir, "audit.jsonl")
+	code, _, stderr = run("model", "approve", filepath.Join(dir, "m1"), "--by", "bob", "--ticket", "CHG-2", "--manifest", manifest,
+		"--audit-file", trail)
 	require.Equal(t, 1, code)
 	require.Contains(t, stderr, "runner: model sha256 "+m.SHA256+" is already approved in "+manifest+" by alice under ticket CHG-1")
 	require.Contains(t, stderr, "outcome=refused")
+	// With --audit-file the refusal is in the trail too, and the trail verifies.
+	b, err := os.ReadFile(trail)
+	require.NoError(t, err)
+	require.Contains(t, string(b), `"kind":"model_change","actor":"bob","resource":"model/`+m.SHA256+`","action":"approve","outcome":"refused"`)
+	code, _, stderr = run("audit", "verify", trail)
+	require.Equal(t, 0, code, stderr)
 
 	// The manifest named by the configuration.
 	cfg := writeRunConfig(t, dir, "dir: "+filepath.Join(dir, "m1"), "manifest: "+filepath.Join(dir, "from-config.json"))
