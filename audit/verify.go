@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"time"
 )
 
 // ProblemKind names what is wrong with a trail.
@@ -52,6 +53,8 @@ type Report struct {
 	Redacted int
 	LastSeq  uint64
 	LastHash string
+	// LastTime is the last record's event time: how current the trail is.
+	LastTime time.Time
 }
 
 // seqPrefix recovers the seq of a line too damaged to decode.
@@ -68,6 +71,7 @@ type parsedLine struct {
 	err    error
 	digest string
 	redact bool
+	time   time.Time
 }
 
 type lineReader struct {
@@ -92,7 +96,7 @@ func (r *lineReader) fill(n int) {
 		if p.err == nil {
 			var e Event
 			e, p.digest, p.err = recordDigest(p.rec)
-			p.redact = e.Redacted
+			p.redact, p.time = e.Redacted, e.Time
 		}
 		r.pending = append(r.pending, p)
 	}
@@ -179,7 +183,7 @@ func Verify(r io.Reader) (Report, error) {
 		if cur.redact {
 			rep.Redacted++
 		}
-		rep.LastSeq, rep.LastHash = rec.Seq, rec.Hash
+		rep.LastSeq, rep.LastHash, rep.LastTime = rec.Seq, rec.Hash, cur.time
 		prev = &cur
 	}
 }

@@ -385,7 +385,8 @@ func TestRestartReplaysSpill(t *testing.T) {
 	_, head := s.Head()
 	rep, err := es.Verify(ctx, es.DefaultPrefix, es.URLs(f.srv.URL()))
 	require.NoError(t, err)
-	require.Equal(t, audit.Report{Records: 10, LastSeq: 10, LastHash: head}, rep)
+	require.Equal(t, audit.Report{Records: 10, LastSeq: 10, LastHash: head, LastTime: rep.LastTime}, rep)
+	require.False(t, rep.LastTime.IsZero())
 
 	// Without a spill file, the chain resumes from Elasticsearch.
 	s = f.open(t)

@@ -34,7 +34,8 @@ func TestVerify(t *testing.T) {
 		head := trail(t, f, 2500) // more than two search pages
 		rep, err := es.Verify(ctx, es.DefaultPrefix, es.URLs(f.srv.URL()))
 		require.NoError(t, err)
-		require.Equal(t, audit.Report{Records: 2500, LastSeq: 2500, LastHash: head}, rep)
+		require.Equal(t, audit.Report{Records: 2500, LastSeq: 2500, LastHash: head, LastTime: rep.LastTime}, rep)
+		require.False(t, rep.LastTime.IsZero())
 		rep, err = es.Verify(ctx, "empty", es.URLs(f.srv.URL()))
 		require.NoError(t, err)
 		require.Equal(t, audit.Report{LastHash: audit.GenesisHash}, rep)
@@ -125,7 +126,8 @@ func TestRedact(t *testing.T) {
 	require.Equal(t, 3, n)
 	rep, err := es.Verify(ctx, es.DefaultPrefix, conn)
 	require.NoError(t, err)
-	require.Equal(t, audit.Report{Records: 20, Redacted: 3, LastSeq: 20, LastHash: head}, rep)
+	require.Equal(t, audit.Report{Records: 20, Redacted: 3, LastSeq: 20, LastHash: head, LastTime: rep.LastTime}, rep)
+	require.False(t, rep.LastTime.IsZero(), "a redacted record keeps its time")
 
 	got := f.read(t, es.DefaultPrefix)
 	for i, x := range got {

@@ -18,6 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/aetherai/aether/audit"
+	es "github.com/aetherai/aether/audit/elasticsearch"
 	"github.com/aetherai/aether/controls/acl"
 	"github.com/aetherai/aether/controls/evidence"
 	"github.com/aetherai/aether/model/store"
@@ -283,7 +285,21 @@ func buildEvidenceChecks(ctx context.Context, cfg *config.Config, ef evidenceFla
 		checks = append(checks, evidence.ModelApproved(cfg.Model.Manifest, served))
 	}
 
-	if cfg.Audit.File == "" {
+	if e := cfg.Audit.Elasticsearch; e.Enabled() {
+		prefix := e.IndexPrefix
+		if prefix == "" {
+			prefix = es.DefaultPrefix
+		}
+		checks = append(checks, evidence.AuditTrailFunc("elasticsearch "+prefix+"-*", ef.auditMaxAge,
+			func(ctx context.Context) (audit.Report, time.Time, error) {
+				opts, err := esConnOptions(e)
+				if err != nil {
+					return audit.Report{}, time.Time{}, err
+				}
+				rep, err := es.Verify(ctx, prefix, opts...)
+				return rep, rep.LastTime, err
+			}))
+	} else if cfg.Audit.File == "" {
 		skip("audit_trail", "audit.file is not set (runner run then writes a new aether-audit-<timestamp>.jsonl): set audit.file or --audit-file")
 	} else {
 		checks = append(checks, evidence.AuditTrail(cfg.Audit.File, ef.auditMaxAge))
@@ -320,9 +336,7 @@ func configEndpoints(cfg *config.Config) []evidence.Endpoint {
 	eps := []evidence.Endpoint{
 		{Name: "kafka", Addr: strings.Join(cfg.Kafka.Brokers, ","), TLS: cfg.Kafka.Security != nil && cfg.Kafka.Security.TLS != nil},
 		{Name: "redis", Addr: cfg.Redis.Addr, TLS: cfg.Redis.TLS != nil},
-		// No Elasticsearch in the configuration yet: the audit trail is a
-		// file. List it here with its TLS setting once it is configurable.
-		{Name: "elasticsearch"},
+		esEndpoint(cfg.Audit.Elasticsearch),
 		{Name: "http-api", Addr: cfg.HTTP.Listen, TLS: cfg.HTTP.TLS.Enabled()},
 	}
 	admin := evidence.Endpoint{Name: "admin-api"}
@@ -401,4 +415,36 @@ func aclDrift(ctx context.Context, cfg *config.Config) (missing, excess []string
 		excess = append(excess, b.String())
 	}
 	return missing, excess, nil
+}
+
+// esEndpoint is the Elasticsearch audit trail's connection, TLS when every
+// URL is https.
+func esEndpoint(e config.AuditElasticsearch) evidence.Endpoint {
+	ep := evidence.Endpoint{Name: "elasticsearch"}
+	if !e.Enabled() {
+		return ep
+	}
+	ep.Addr, ep.TLS = strings.Join(e.URLs, ","), true
+	for _, u := range e.URLs {
+		if !strings.HasPrefix(strings.ToLower(u), "https://") {
+			ep.TLS = false
+		}
+	}
+	return ep
+}
+
+// esConnOptions are the connection options of the Elasticsearch trail.
+func esConnOptions(e config.AuditElasticsearch) ([]es.ConnOption, error) {
+	opts := []es.ConnOption{es.URLs(e.URLs...)}
+	if e.Username != "" {
+		pw, err := e.ResolvePassword()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, es.BasicAuth(e.Username, pw))
+	}
+	if e.CAFile != "" {
+		opts = append(opts, es.CAFile(e.CAFile))
+	}
+	return opts, nil
 }

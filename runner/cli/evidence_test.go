@@ -24,8 +24,10 @@ import (
 
 	"github.com/aetherai/aether/audit"
 	"github.com/aetherai/aether/audit/audittest"
+	es "github.com/aetherai/aether/audit/elasticsearch"
 	"github.com/aetherai/aether/broker"
 	"github.com/aetherai/aether/controls/evidence"
+	"github.com/aetherai/aether/internal/esfake"
 	"github.com/aetherai/aether/internal/testcert"
 	"github.com/aetherai/aether/model"
 	"github.com/aetherai/aether/model/approval"
@@ -297,4 +299,30 @@ func TestEvidenceCommandPeriodServes(t *testing.T) {
 	require.Contains(t, stdout.String(), "serving http://"+addr+"/evidence")
 	rep, _ := readReport(t, out)
 	require.True(t, rep.OK())
+}
+
+// With the trail in Elasticsearch, the audit_trail control verifies the
+// indices, and the TLS control judges the Elasticsearch URLs.
+func TestEvidenceAuditTrailInElasticsearch(t *testing.T) {
+	fake := esfake.New()
+	defer fake.Close()
+	sink, err := es.Open(context.Background(), es.URLs(fake.URL()), es.SpillDir(t.TempDir()))
+	require.NoError(t, err)
+	e := audittest.Event(t, 1)
+	e.Time = time.Now().UTC().Round(0)
+	require.NoError(t, sink.Write(context.Background(), e))
+	require.NoError(t, sink.Close())
+
+	cfg := filepath.Join(t.TempDir(), "aether.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`kafka: {brokers: [127.0.0.1:1]}
+model: {dir: m}
+http: {admin: {listen: "off"}}
+audit: {elasticsearch: {urls: [%q]}}
+`, fake.URL())), 0o600))
+	out := filepath.Join(t.TempDir(), "report.json")
+	code, _, _ := run("evidence", "-c", cfg, "-o", out, "--timeout", "5s")
+	require.Equal(t, 1, code, "plain text and no broker: not all pass")
+	_, byID := readReport(t, out)
+	require.Equal(t, evidence.StatusPass, byID["audit_trail"].Status, byID["audit_trail"].Why)
+	require.Contains(t, byID["encryption_in_transit"].Why, "elasticsearch")
 }
