@@ -99,6 +99,9 @@ func runPipeline(ctx context.Context, out io.Writer, log *slog.Logger, cfg *conf
 	fmt.Fprintf(out, "pipeline running: HTTP API on %s://%s, model %s (sha256 %s), Kafka %v, Redis %s\n",
 		scheme, run.Addr, m.Version, m.SHA256, cfg.Kafka.Brokers, cfg.Redis.Addr)
 	if run.Admin != nil {
+		if err := registerModelAdmin(run.Admin, scorer); err != nil {
+			return errors.Join(err, run.Stop())
+		}
 		fmt.Fprintf(out, "admin API on %s://%s\n", scheme, run.AdminAddr)
 	}
 	if cm, share, ok := scorer.Candidate(); ok {

@@ -1,0 +1,76 @@
+package cli
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/aetherai/aether/model/rollout"
+	"github.com/aetherai/aether/recommend"
+	"github.com/aetherai/aether/runner/api"
+)
+
+// Admin routes of the staged rollout. Each is audited as an admin_action
+// by the admin API; the Switch's model_change lines (promote,
+// clear_candidate) reach the trail through the runner's logger.
+const (
+	routeModel          = "GET /admin/v1/model"
+	routePromote        = "POST /admin/v1/model/candidate/promote"
+	routeClearCandidate = "DELETE /admin/v1/model/candidate"
+)
+
+// modelState is the answer of every model route.
+type modelState struct {
+	Current   recommend.Model  `json:"current"`
+	Candidate *recommend.Model `json:"candidate,omitempty"`
+	Share     float64          `json:"candidateShare,omitempty"`
+}
+
+func stateOf(sw *rollout.Switch) modelState {
+	st := modelState{Current: sw.Model()}
+	if m, share, ok := sw.Candidate(); ok {
+		st.Candidate, st.Share = &m, share
+	}
+	return st
+}
+
+// registerModelAdmin adds the rollout routes to the admin API: see the
+// current and candidate models, promote the candidate, or end the rollout.
+func registerModelAdmin(adm *api.AdminServer, sw *rollout.Switch) error {
+	answer := func(w http.ResponseWriter, status int, v any) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(v)
+	}
+	noCandidate := func(w http.ResponseWriter, r *http.Request) {
+		api.AdminAuditAttr(r, "reason", "no_candidate")
+		answer(w, http.StatusConflict, map[string]string{"error": "no candidate model is being rolled out"})
+	}
+	routes := map[string]http.HandlerFunc{
+		routeModel: func(w http.ResponseWriter, r *http.Request) { answer(w, http.StatusOK, stateOf(sw)) },
+		routePromote: func(w http.ResponseWriter, r *http.Request) {
+			if !sw.Promote() {
+				noCandidate(w, r)
+				return
+			}
+			m := sw.Model()
+			api.AdminAuditAttr(r, "sha256", m.SHA256)
+			answer(w, http.StatusOK, stateOf(sw))
+		},
+		routeClearCandidate: func(w http.ResponseWriter, r *http.Request) {
+			m, _, ok := sw.Candidate()
+			if !ok {
+				noCandidate(w, r)
+				return
+			}
+			sw.ClearCandidate()
+			api.AdminAuditAttr(r, "sha256", m.SHA256)
+			answer(w, http.StatusOK, stateOf(sw))
+		},
+	}
+	for pattern, h := range routes {
+		if err := adm.Handle(pattern, h); err != nil {
+			return err
+		}
+	}
+	return nil
+}
