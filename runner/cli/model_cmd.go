@@ -211,19 +211,45 @@ func printApprovals(out io.Writer, m *approval.Manifest) error {
 //
 // Refusals, admissions and the load are logged as model_change events.
 func loadModel(ctx context.Context, cfg *config.Config, reg prometheus.Registerer, log *slog.Logger) (*model.Loaded, error) {
-	source, isURI := cfg.Model.Dir, false
-	if cfg.Model.URI != "" {
-		source, isURI = cfg.Model.URI, true
-		if cfg.Model.PollInterval > 0 {
-			_, latest, err := store.Latest(ctx, cfg.Model.URI)
-			if err != nil {
-				return nil, fmt.Errorf("model.uri %s (a versioned prefix, as model.pollInterval is set): %w", cfg.Model.URI, err)
+	if cfg.Model.URI == "" {
+		return loadModelFrom(ctx, cfg, cfg.Model.Dir, false, cfg.Model.SHA256, reg, log)
+	}
+	if cfg.Model.PollInterval <= 0 {
+		return loadModelFrom(ctx, cfg, cfg.Model.URI, true, cfg.Model.SHA256, reg, log)
+	}
+	// A versioned prefix: the newest approved version. A newer one that is
+	// not approved yet is refused (and audited) and the one before it is
+	// tried, so that publishing a version ahead of its approval does not
+	// stop a restart; the poller swaps it in once it is approved.
+	versions, err := store.Versions(ctx, cfg.Model.URI)
+	if err == nil && len(versions) == 0 {
+		_, _, err = store.Latest(ctx, cfg.Model.URI) // its NotFoundError
+	}
+	if err != nil {
+		return nil, fmt.Errorf("model.uri %s (a versioned prefix, as model.pollInterval is set): %w", cfg.Model.URI, err)
+	}
+	prefix, _ := store.ParseURI(cfg.Model.URI) // parsed by Versions
+	var newest error
+	for i := len(versions) - 1; i >= 0 && i >= len(versions)-maxFallbackVersions; i-- {
+		source := prefix.Join(versions[i]).String()
+		l, err := loadModelFrom(ctx, cfg, source, true, cfg.Model.SHA256, reg, log)
+		if _, refused := errors.AsType[*approval.NotApprovedError](err); !refused {
+			if err == nil && newest != nil {
+				log.Warn("serving an older approved model: the newest version is not approved yet",
+					"event", approval.EventModelChange, "action", "load", "outcome", "fallback", "source", source)
 			}
-			source = latest
+			return l, err
+		}
+		if newest == nil {
+			newest = err
 		}
 	}
-	return loadModelFrom(ctx, cfg, source, isURI, cfg.Model.SHA256, reg, log)
+	return nil, newest
 }
+
+// maxFallbackVersions bounds how many versions loadModel tries, newest
+// first, to find an approved one at start.
+const maxFallbackVersions = 20
 
 // fetchModel fetches source (a store URI when isURI, else a local
 // directory) into the model cache and checks it: model.onnx must have the

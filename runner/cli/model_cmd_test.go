@@ -257,3 +257,38 @@ func needRuntime(t *testing.T) {
 		t.Skip(msg)
 	}
 }
+
+// With a versioned model.uri, runner run starts on the newest approved
+// version: a newer one published ahead of its approval is refused (and
+// said so) and the one before it is loaded.
+func TestRunStartsOnTheNewestApprovedVersion(t *testing.T) {
+	needRuntime(t)
+	dir := t.TempDir()
+	t.Chdir(dir) // runner run writes its audit trail here
+	manifest := filepath.Join(dir, "approved.json")
+	published := "file://" + filepath.Join(dir, "published")
+	var metas []model.Metadata
+	for i, v := range []string{"v1", "v2", "v3"} {
+		metas = append(metas, storetest.Model(t, filepath.Join(dir, v), v, i+1))
+		require.NoError(t, store.Put(context.Background(), filepath.Join(dir, v), published+"/"+v))
+	}
+	for _, v := range []string{"v1", "v2"} {
+		code, _, stderr := run("model", "approve", published+"/"+v, "--by", "alice", "--ticket", "CHG-"+v, "--manifest", manifest)
+		require.Equal(t, 0, code, stderr)
+	}
+	cfg := writeRunConfig(t, dir, "uri: "+published, "manifest: "+manifest, "pollInterval: 1m", "cacheDir: "+filepath.Join(dir, "cache"))
+	code, _, stderr := run("run", "-c", cfg)
+	require.Equal(t, 1, code, "stops at Redis, which is not there")
+	require.Contains(t, stderr, "outcome=refused sha256="+metas[2].SHA256+" version=v3")
+	require.Contains(t, stderr, "outcome=loaded sha256="+metas[1].SHA256+" version=v2 by=alice ticket=CHG-v2")
+	require.Contains(t, stderr, "outcome=fallback source="+published+"/v2")
+	require.NotContains(t, stderr, "version=v1")
+	require.Contains(t, stderr, "runner: redis://127.0.0.1:")
+
+	// Nothing approved at all: the newest version's refusal.
+	cfg = writeRunConfig(t, dir, "uri: "+published, "manifest: "+filepath.Join(dir, "empty.json"), "pollInterval: 1m",
+		"cacheDir: "+filepath.Join(dir, "cache"))
+	code, _, stderr = run("run", "-c", cfg)
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "runner: model sha256 "+metas[2].SHA256+" (version v3)")
+}
