@@ -112,6 +112,29 @@ func headers(m *sarama.ConsumerMessage) map[string]string {
 }
 
 // byPartition groups records by partition, in offset order.
+// requireCoveredOnce checks that the attestations in events cover every
+// offset of the summer processor's input, and that the records attested
+// twice (redelivered) are exactly those counted as replayed.
+func requireCoveredOnce(t *testing.T, events []audit.Event, input []*sarama.ConsumerMessage, total int64) {
+	t.Helper()
+	cov := audit.Coverage(events)
+	require.NoError(t, cov.Err())
+	var records, overlapped, replayed int64
+	for part, msgs := range byPartition(input) {
+		pc, ok := cov.Partition("summer", "amounts", part)
+		require.True(t, ok)
+		require.True(t, pc.Covers(0, int64(len(msgs)-1)))
+		require.Equal(t, int64(len(msgs)-1), pc.To)
+		for _, o := range pc.Overlaps {
+			overlapped += o.Last - o.First + 1
+		}
+		records += pc.Records
+		replayed += pc.Outcomes["replayed"]
+	}
+	require.Equal(t, total+overlapped, records)
+	require.Equal(t, overlapped, replayed, "every redelivered record is recognised as replayed")
+}
+
 func byPartition(msgs []*sarama.ConsumerMessage) map[int32][]*sarama.ConsumerMessage {
 	out := map[int32][]*sarama.ConsumerMessage{}
 	for _, m := range msgs {
@@ -454,22 +477,7 @@ func TestAuditCoverageAcrossRestart(t *testing.T) {
 	stop2()
 
 	input := consume(t, b, "amounts", first.total+second.total)
-	cov := audit.Coverage(sink.Events())
-	require.NoError(t, cov.Err())
-	var records, overlapped, replayed int64
-	for part, msgs := range byPartition(input) {
-		pc, ok := cov.Partition("summer", "amounts", part)
-		require.True(t, ok)
-		require.True(t, pc.Covers(0, int64(len(msgs)-1)))
-		require.Equal(t, int64(len(msgs)-1), pc.To)
-		for _, o := range pc.Overlaps {
-			overlapped += o.Last - o.First + 1
-		}
-		records += pc.Records
-		replayed += pc.Outcomes["replayed"]
-	}
-	require.Equal(t, int64(2000)+overlapped, records)
-	require.Equal(t, overlapped, replayed, "every redelivered record is recognised as replayed")
+	requireCoveredOnce(t, sink.Events(), input, 2000)
 	var starts int
 	for _, e := range sink.Events() {
 		if e.Action == processors.JobStart {
@@ -610,22 +618,7 @@ func TestAuditCoverageAcrossRebalance(t *testing.T) {
 
 	events := sink.Events()
 	input := consume(t, b, "amounts", first.total+second.total)
-	cov := audit.Coverage(events)
-	require.NoError(t, cov.Err())
-	var records, overlapped, replayed int64
-	for part, msgs := range byPartition(input) {
-		pc, ok := cov.Partition("summer", "amounts", part)
-		require.True(t, ok)
-		require.True(t, pc.Covers(0, int64(len(msgs)-1)))
-		require.Equal(t, int64(len(msgs)-1), pc.To)
-		for _, o := range pc.Overlaps {
-			overlapped += o.Last - o.First + 1
-		}
-		records += pc.Records
-		replayed += pc.Outcomes["replayed"]
-	}
-	require.Equal(t, int64(2000)+overlapped, records)
-	require.Equal(t, overlapped, replayed)
+	requireCoveredOnce(t, events, input, 2000)
 
 	// The first instance saw two generations: it released all four
 	// partitions when the second ended, then got two of them.

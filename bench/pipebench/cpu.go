@@ -4,6 +4,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/aetherai/aether/bench/internal/report"
 )
 
 // cpuSampler records the process's CPU time every interval, so that the
@@ -25,7 +27,7 @@ type cpuSample struct {
 
 func startCPUSampler(interval time.Duration) *cpuSampler {
 	s := &cpuSampler{stop: make(chan struct{}), done: make(chan struct{})}
-	if _, ok := processCPU(); !ok {
+	if _, ok := report.ProcessCPU(); !ok {
 		close(s.done)
 		return s
 	}
@@ -48,7 +50,7 @@ func startCPUSampler(interval time.Duration) *cpuSampler {
 }
 
 func (s *cpuSampler) sample() {
-	cpu, _ := processCPU()
+	cpu, _ := report.ProcessCPU()
 	s.mu.Lock()
 	s.samples = append(s.samples, cpuSample{time.Now(), cpu})
 	s.mu.Unlock()

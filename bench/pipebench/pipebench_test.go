@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aetherai/aether/bench/internal/report"
 	"github.com/aetherai/aether/operators/features"
 	"github.com/aetherai/aether/operators/sessionize"
 )
@@ -188,10 +189,10 @@ func TestCPUSamplerReadsTheNearestSamples(t *testing.T) {
 			t.Errorf("between(%s, %s) = %s, want %s", tc.first, tc.last, got, tc.want)
 		}
 	}
-	if c0, ok := processCPU(); ok {
+	if c0, ok := report.ProcessCPU(); ok {
 		live := startCPUSampler(time.Millisecond)
 		start := time.Now()
-		for c, _ := processCPU(); c-c0 < 30*time.Millisecond && time.Since(start) < 10*time.Second; c, _ = processCPU() {
+		for c, _ := report.ProcessCPU(); c-c0 < 30*time.Millisecond && time.Since(start) < 10*time.Second; c, _ = report.ProcessCPU() {
 		}
 		if got := live.between(start, time.Now()); got < 20*time.Millisecond {
 			t.Errorf("30 ms of spinning measured as %s of CPU", got)

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/aetherai/aether/bench/internal/report"
 )
 
 // cpuMeter measures the CPU that this process and the Redis server use
@@ -22,7 +24,7 @@ type cpuMeter struct {
 
 func startCPU(ctx context.Context, rdb *redis.Client) *cpuMeter {
 	m := &cpuMeter{rdb: rdb, wall: time.Now()}
-	m.self, m.selfOK = processCPU()
+	m.self, m.selfOK = report.ProcessCPU()
 	m.serv, m.servErr = redisCPU(ctx, rdb)
 	return m
 }
@@ -32,7 +34,7 @@ func startCPU(ctx context.Context, rdb *redis.Client) *cpuMeter {
 func (m *cpuMeter) stop(ctx context.Context) (self, server float64) {
 	wall := time.Since(m.wall).Seconds()
 	self, server = -1, -1
-	if s, ok := processCPU(); ok && m.selfOK {
+	if s, ok := report.ProcessCPU(); ok && m.selfOK {
 		self = round((s-m.self).Seconds()/wall, 2)
 	}
 	if s, err := redisCPU(ctx, m.rdb); err == nil && m.servErr == nil {

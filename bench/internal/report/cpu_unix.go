@@ -1,14 +1,14 @@
 //go:build unix
 
-package pipebench
+package report
 
 import (
 	"syscall"
 	"time"
 )
 
-// processCPU returns the user and system CPU time this process used so far.
-func processCPU() (time.Duration, bool) {
+// ProcessCPU returns the user and system CPU time this process used so far.
+func ProcessCPU() (time.Duration, bool) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0, false
