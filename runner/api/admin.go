@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -258,16 +257,7 @@ func (a *AdminServer) instrument(next http.Handler) http.Handler {
 				ai.route = routeUnmatched
 			}
 			a.auditRequest(r, ai, status)
-			level := slog.LevelInfo
-			if status >= 500 {
-				level = slog.LevelError
-			}
-			attrs := []slog.Attr{slog.String("request_id", ai.id), slog.String("method", r.Method),
-				slog.String("route", ai.route), slog.Int("status", status), slog.Duration("duration", time.Since(start))}
-			if ai.reason != "" {
-				attrs = append(attrs, slog.String("reason", ai.reason))
-			}
-			a.log.LogAttrs(r.Context(), level, "admin request", attrs...)
+			logRequest(a.log, "admin request", r, &ai.requestInfo, ai.route, status, time.Since(start))
 		}()
 		next.ServeHTTP(rec, r)
 	})
@@ -277,21 +267,8 @@ func (a *AdminServer) instrument(next http.Handler) http.Handler {
 func (a *AdminServer) recoverPanics(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
-			v := recover()
-			if v == nil {
-				return
-			}
-			if v == http.ErrAbortHandler {
-				panic(v)
-			}
-			ai := adminInfoFrom(r.Context())
-			a.log.LogAttrs(r.Context(), slog.LevelError, "admin handler panic", slog.String("request_id", ai.id),
-				slog.String("route", ai.route), slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
-			if rec, ok := w.(*recorder); ok && rec.status != 0 {
-				ai.reason = reasonPanic
-				panic(http.ErrAbortHandler)
-			}
-			adminReject(w, r, http.StatusInternalServerError, reasonPanic, "internal error")
+			panicked(recover(), a.log, "admin handler panic", w, r, &adminInfoFrom(r.Context()).requestInfo,
+				func() {}, func() { adminReject(w, r, http.StatusInternalServerError, reasonPanic, "internal error") })
 		}()
 		next.ServeHTTP(w, r)
 	})

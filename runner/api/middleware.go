@@ -83,30 +83,60 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 			s.metrics.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
 			s.metrics.duration.WithLabelValues(route).Observe(d.Seconds())
 			s.auditRequest(r, ri, route, status)
-			level := slog.LevelInfo
-			if status >= 500 {
-				level = slog.LevelError
-			}
-			if !s.log.Enabled(r.Context(), level) {
-				return
-			}
-			attrs := []slog.Attr{
-				slog.String("request_id", ri.id),
-				slog.String("method", r.Method),
-				slog.String("route", route),
-				slog.Int("status", status),
-				slog.Duration("duration", d),
-			}
-			if ri.client != "" {
-				attrs = append(attrs, slog.String("client", ri.client))
-			}
-			if ri.reason != "" {
-				attrs = append(attrs, slog.String("reason", ri.reason))
-			}
-			s.log.LogAttrs(r.Context(), level, "http request", attrs...)
+			logRequest(s.log, "http request", r, ri, route, status, d)
 		}()
 		next.ServeHTTP(rec, r)
 	})
+}
+
+// logRequest writes the access log line of an answered request (method,
+// route pattern, status, duration, client, reason; never the path, which
+// holds a user id, nor the key or the body), for both APIs.
+func logRequest(log *slog.Logger, msg string, r *http.Request, ri *requestInfo, route string, status int, d time.Duration) {
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	if !log.Enabled(r.Context(), level) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("request_id", ri.id),
+		slog.String("method", r.Method),
+		slog.String("route", route),
+		slog.Int("status", status),
+		slog.Duration("duration", d),
+	}
+	if ri.client != "" {
+		attrs = append(attrs, slog.String("client", ri.client))
+	}
+	if ri.reason != "" {
+		attrs = append(attrs, slog.String("reason", ri.reason))
+	}
+	log.LogAttrs(r.Context(), level, msg, attrs...)
+}
+
+// panicked is the deferred half of both APIs' recoverPanics: v is what
+// recover returned. It logs the panic with its stack and answers 500
+// (reject), or, when the handler had started its response, marks the
+// request (aborted) and aborts the response.
+func panicked(v any, log *slog.Logger, msg string, w http.ResponseWriter, r *http.Request, ri *requestInfo,
+	aborted func(), reject func()) {
+	if v == nil {
+		return
+	}
+	if v == http.ErrAbortHandler {
+		panic(v)
+	}
+	log.LogAttrs(r.Context(), slog.LevelError, msg,
+		slog.String("request_id", ri.id), slog.String("route", ri.route),
+		slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
+	if rec, ok := w.(*recorder); ok && rec.status != 0 {
+		ri.reason = reasonPanic
+		aborted()
+		panic(http.ErrAbortHandler)
+	}
+	reject()
 }
 
 // recoverPanics answers a panicking handler with a 500 and logs the panic
@@ -115,23 +145,9 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 func (s *Server) recoverPanics(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
-			v := recover()
-			if v == nil {
-				return
-			}
-			if v == http.ErrAbortHandler {
-				panic(v)
-			}
-			ri := infoFrom(r.Context())
-			s.log.LogAttrs(r.Context(), slog.LevelError, "http handler panic",
-				slog.String("request_id", ri.id), slog.String("route", ri.route),
-				slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
-			if rec, ok := w.(*recorder); ok && rec.status != 0 {
-				s.metrics.rejected[reasonPanic].Inc()
-				ri.reason = reasonPanic
-				panic(http.ErrAbortHandler)
-			}
-			s.reject(w, r, http.StatusInternalServerError, reasonPanic, "internal error")
+			panicked(recover(), s.log, "http handler panic", w, r, infoFrom(r.Context()),
+				func() { s.metrics.rejected[reasonPanic].Inc() },
+				func() { s.reject(w, r, http.StatusInternalServerError, reasonPanic, "internal error") })
 		}()
 		next.ServeHTTP(w, r)
 	})
