@@ -111,7 +111,7 @@ func (a Attestation) Event() Event {
 // offset, handled by actor in group with the given outcome. ID and Time are
 // left for New.
 func MessageEvent(actor, group, topic string, partition int32, offset int64, outcome string) Event {
-	res := topic + "/" + strconv.FormatInt(int64(partition), 10)
+	res := Attestation{Topic: topic, Partition: partition}.Resource()
 	off := strconv.FormatInt(offset, 10)
 	return Event{
 		Kind:          KindKafkaMessage,
@@ -183,7 +183,7 @@ func ParseAttestation(e Event) (Attestation, error) {
 		return bad("count %d does not fit offsets %d-%d", a.Count, a.FirstOffset, a.LastOffset)
 	}
 	a.Digest = e.Attributes[AttrDigest]
-	if len(a.Digest) != 64 || !isHex64(a.Digest) {
+	if !isHex64(a.Digest) {
 		return bad("digest %q is not a hex SHA-256", a.Digest)
 	}
 	a.Outcomes = map[string]int64{}

@@ -90,19 +90,18 @@ func parseRecord(line []byte) (Record, error) {
 }
 
 // appendRecord appends the JSON line of the record chaining e after
-// (seq-1, prevHash) and returns the new record's hash.
+// (seq-1, prevHash) (see NewRecord) and returns the new record's hash.
 func appendRecord(buf []byte, seq uint64, prevHash string, e Event) ([]byte, string, error) {
-	ev, err := json.Marshal(e)
+	r, err := NewRecord(seq, prevHash, e)
 	if err != nil {
 		return buf, "", err
 	}
-	hash := ChainHash(seq, prevHash, digestBytes(ev))
-	line, err := json.Marshal(Record{Seq: seq, PrevHash: prevHash, Hash: hash, Event: ev})
+	line, err := json.Marshal(r)
 	if err != nil {
-		return buf, "", err
+		return buf, "", fmt.Errorf("audit: encoding event %q: %w", e.ID, err)
 	}
 	buf = append(buf, line...)
-	return append(buf, '\n'), hash, nil
+	return append(buf, '\n'), r.Hash, nil
 }
 
 // NewRecord returns the record that chains e after the record with seq-1

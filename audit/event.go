@@ -131,11 +131,13 @@ func normalize(e Event) Event {
 var (
 	secretKeys     = []string{"apikey", "xapikey", "authorization", "proxyauthorization", "passwd", "credential", "credentials", "privatekey", "cookie", "setcookie"}
 	secretSuffixes = []string{"password", "token", "secret"}
+	// keySeparators strips what secretKeys and secretSuffixes leave out.
+	keySeparators = strings.NewReplacer("_", "", "-", "", ".", "", " ", "")
 )
 
 func secretLooking(key string) bool {
 	k := strings.ToLower(key)
-	k = strings.NewReplacer("_", "", "-", "", ".", "", " ", "").Replace(k)
+	k = keySeparators.Replace(k)
 	for _, s := range secretKeys {
 		if k == s {
 			return true

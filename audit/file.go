@@ -223,8 +223,8 @@ func (s *FileSink) Write(ctx context.Context, events ...Event) error {
 	for _, e := range events {
 		var err error
 		seq++
-		if buf, hash, err = appendRecord(buf, seq, hash, normalize(e)); err != nil {
-			return fmt.Errorf("audit: encoding event %q: %w", e.ID, err)
+		if buf, hash, err = appendRecord(buf, seq, hash, e); err != nil {
+			return err
 		}
 	}
 	if _, err := s.f.Write(buf); err != nil {

@@ -80,7 +80,7 @@ func (h *logHandler) write(ctx context.Context, k Kind, r slog.Record, fields ma
 		e.Action = r.Message
 	}
 	if e.Outcome == "" {
-		e.Outcome = "ok"
+		e.Outcome = OutcomeOK
 	}
 	if e.Actor == "" && e.Action == "approve" {
 		e.Actor = fields["by"]

@@ -80,7 +80,7 @@ func EnsureTopic(ctx context.Context, addrs []string, cfg *sarama.Config, spec T
 	if err := spec.validate(); err != nil {
 		return err
 	}
-	admin, err := newAdmin(ctx, addrs, cfg)
+	admin, err := NewAdmin(ctx, addrs, cfg)
 	if err != nil {
 		return err
 	}
@@ -123,7 +123,7 @@ func DescribeTopic(ctx context.Context, addrs []string, cfg *sarama.Config, topi
 	if topic == "" {
 		return TopicSpec{}, errors.New("broker: describe topic: empty name")
 	}
-	admin, err := newAdmin(ctx, addrs, cfg)
+	admin, err := NewAdmin(ctx, addrs, cfg)
 	if err != nil {
 		return TopicSpec{}, err
 	}
@@ -344,8 +344,9 @@ func withCtx(ctx context.Context, c closer, fn func() error) error {
 	}
 }
 
-// newAdmin builds a ClusterAdmin, giving up when ctx ends.
-func newAdmin(ctx context.Context, addrs []string, cfg *sarama.Config) (sarama.ClusterAdmin, error) {
+// NewAdmin builds a ClusterAdmin, giving up when ctx ends (the admin is
+// then closed once its construction returns). Closing it closes its client.
+func NewAdmin(ctx context.Context, addrs []string, cfg *sarama.Config) (sarama.ClusterAdmin, error) {
 	client, err := newClient(ctx, addrs, cfg)
 	if err != nil {
 		return nil, err

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
+	"slices"
 	"strconv"
 	"time"
 
@@ -294,18 +294,11 @@ func (c *LagCollector) listGroups(ctx context.Context, client sarama.Client, adm
 	return dedupe(gs), nil
 }
 
+// dedupe returns gs sorted, without duplicates or empty names.
 func dedupe(gs []string) []string {
-	out := append([]string(nil), gs...)
-	sort.Strings(out)
-	n := 0
-	for i, g := range out {
-		if g == "" || (i > 0 && g == out[i-1]) {
-			continue
-		}
-		out[n] = g
-		n++
-	}
-	return out[:n]
+	out := slices.DeleteFunc(slices.Clone(gs), func(g string) bool { return g == "" })
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // groupBlocks returns a group's committed offsets from either layout of the

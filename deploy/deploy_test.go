@@ -37,12 +37,6 @@ var externalMetrics = map[string]string{
 	"elasticsearch_index_stats_indexing_delete_total": "prometheus-community/elasticsearch_exporter --es.indices",
 }
 
-// pendingMetrics are used by the rules or the dashboard ahead of the code
-// that exports them, name -> what will export it. The test logs the ones
-// still missing instead of failing; remove an entry once its metric exists
-// (the test says so), so the check covers it.
-var pendingMetrics = map[string]string{}
-
 // needTool returns the path of a command-line tool, failing under CI
 // (CI installs it, see .ci/run) and skipping elsewhere.
 func needTool(t *testing.T, name, pkg string) string {
@@ -399,7 +393,7 @@ func goSources(t *testing.T) string {
 
 // TestMetricsExist: every metric an alert or a dashboard query reads is
 // exported by Aether's code (its name appears as a string literal in a
-// non-test Go file), or is listed as external or pending.
+// non-test Go file), or is listed as external.
 func TestMetricsExist(t *testing.T) {
 	used := map[string][]string{} // metric -> where
 	for _, a := range alerts(t) {
@@ -427,24 +421,14 @@ func TestMetricsExist(t *testing.T) {
 				base = b // a histogram's series
 			}
 		}
-		switch {
-		case exported(base):
-			if pendingMetrics[base] != "" {
-				t.Logf("%s is exported now: remove it from pendingMetrics", base)
-			}
-		case externalMetrics[base] != "":
-		case pendingMetrics[base] != "":
-			t.Logf("pending: %s (%s) is not exported yet; used by %s", base, pendingMetrics[base], strings.Join(used[m], ", "))
-		default:
-			t.Errorf("metric %s is not exported by any Go file (nor listed as external or pending); used by %s", m, strings.Join(used[m], ", "))
+		if !exported(base) && externalMetrics[base] == "" {
+			t.Errorf("metric %s is not exported by any Go file (nor listed as external); used by %s", m, strings.Join(used[m], ", "))
 		}
 	}
-	// The lists must not outlive their use.
-	for _, list := range []map[string]string{externalMetrics, pendingMetrics} {
-		for m := range list {
-			if _, ok := used[m]; !ok {
-				t.Errorf("%s is allowed but used by no alert or panel: remove it from the list", m)
-			}
+	// The allowlist must not outlive its use.
+	for m := range externalMetrics {
+		if _, ok := used[m]; !ok {
+			t.Errorf("%s is allowed but used by no alert or panel: remove it from externalMetrics", m)
 		}
 	}
 }

@@ -56,6 +56,15 @@ func (c clientConfig) topicManager() goka.TopicManagerBuilder {
 	return goka.TopicManagerBuilderWithConfig(c.sarama(c.clientID), broker.GokaTopicManagerConfig())
 }
 
+// emitter returns a raw Goka emitter to topic with c's client ID and
+// sarama configuration.
+func (c clientConfig) emitter(brokers []string, topic string) (*goka.Emitter, error) {
+	return goka.NewEmitter(brokers, goka.Stream(topic), rawCodec,
+		goka.WithEmitterClientID(c.clientID),
+		goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(c.sarama(c.clientID))),
+		goka.WithEmitterTopicManagerBuilder(c.topicManager()))
+}
+
 // Emitter produces typed records to a stream, keyed, encoded with the
 // stream's codec.
 type Emitter[T any] struct {
@@ -69,10 +78,7 @@ func NewEmitter[T any](brokers []string, stream *topology.Stream[T], opts ...Cli
 	if err != nil {
 		return nil, err
 	}
-	e, err := goka.NewEmitter(brokers, goka.Stream(stream.Name()), rawCodec,
-		goka.WithEmitterClientID(c.clientID),
-		goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(c.sarama(c.clientID))),
-		goka.WithEmitterTopicManagerBuilder(c.topicManager()))
+	e, err := c.emitter(brokers, stream.Name())
 	if err != nil {
 		return nil, fmt.Errorf("emitter %s: %w", stream.Name(), err)
 	}

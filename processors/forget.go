@@ -215,10 +215,7 @@ func SendForget(ctx context.Context, brokers []string, topic, key string, opts .
 	if err != nil {
 		return err
 	}
-	e, err := goka.NewEmitter(brokers, goka.Stream(topic), rawCodec,
-		goka.WithEmitterClientID(c.clientID),
-		goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(c.sarama(c.clientID))),
-		goka.WithEmitterTopicManagerBuilder(c.topicManager()))
+	e, err := c.emitter(brokers, topic)
 	if err != nil {
 		return fmt.Errorf("processors: forget: emitter %s: %w", topic, err)
 	}

@@ -144,9 +144,15 @@ func (r *Runtime) createTopics(ctx context.Context) error {
 }
 
 func (r *Runtime) clientID(role string) string {
-	id := "aether-" + r.topo.Name() + "-" + role
-	if r.cfg.instance != "" {
-		id += "-" + r.cfg.instance
+	return clientID(r.topo.Name(), role, r.cfg.instance)
+}
+
+// clientID is the Kafka client ID of role (a processor's name, or
+// "admin") in topology topo, for instance (may be empty).
+func clientID(topo, role, instance string) string {
+	id := "aether-" + topo + "-" + role
+	if instance != "" {
+		id += "-" + instance
 	}
 	return id
 }

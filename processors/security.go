@@ -30,17 +30,13 @@ func PerProcessorSarama(t *topology.Topology, fn func(processor, clientID string
 		// processor and the instance (Runtime.clientID). The instance is
 		// read when a client is built, after every option has been
 		// applied, so the option order does not matter.
-		c.sarama = func(clientID string) *sarama.Config {
-			suffix := ""
-			if c.instance != "" {
-				suffix = "-" + c.instance
-			}
+		c.sarama = func(id string) *sarama.Config {
 			for _, n := range names {
-				if clientID == "aether-"+t.Name()+"-"+n+suffix {
-					return fn(n, clientID)
+				if id == clientID(t.Name(), n, c.instance) {
+					return fn(n, id)
 				}
 			}
-			return fn("", clientID)
+			return fn("", id)
 		}
 		return nil
 	})

@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -97,11 +98,7 @@ func ForgetStores(p ForgetParts) ([]forget.Store, error) {
 		if e.CAFile != "" {
 			conn = append(conn, es.CAFile(e.CAFile))
 		}
-		prefix := e.IndexPrefix
-		if prefix == "" {
-			prefix = es.DefaultPrefix
-		}
-		stores = append(stores, &forget.AuditElasticsearch{Prefix: prefix, Conn: conn})
+		stores = append(stores, &forget.AuditElasticsearch{Prefix: cmp.Or(e.IndexPrefix, es.DefaultPrefix), Conn: conn})
 	} else {
 		a := &forget.AuditFile{Path: p.Config.Audit.File, Sink: p.AuditSink}
 		if a.Sink != nil {

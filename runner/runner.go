@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"time"
 
@@ -80,8 +81,9 @@ type Running struct {
 	stop      []func() error
 }
 
-// Stop shuts the HTTP server, the processors and the clients down, in
-// that order, and returns the first error.
+// Stop shuts down what Start started, in reverse order: the admin and
+// HTTP servers, the ingest emitter, the feature view, then the
+// processors. It returns every error, joined.
 func (r *Running) Stop() error {
 	var errs []error
 	for i := len(r.stop) - 1; i >= 0; i-- {
@@ -233,19 +235,8 @@ func Start(ctx context.Context, p Parts) (run *Running, err error) {
 	if err != nil {
 		return run, fmt.Errorf("http: %w", err)
 	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
-	served := make(chan error, 1)
-	go func() { served <- hs.Serve(ln) }()
 	run.Addr = ln.Addr().String()
-	run.stop = append(run.stop, func() error {
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		err := hs.Shutdown(sctx)
-		if serr := <-served; !errors.Is(serr, http.ErrServerClosed) {
-			err = errors.Join(err, serr)
-		}
-		return err
-	})
+	run.stop = append(run.stop, serve(ln, srv))
 	log.Info("HTTP API listening", "addr", run.Addr, "tls", tlsCfg != nil)
 	if cfg.HTTP.Admin.Enabled() {
 		adminCfg.Audit, adminCfg.Logger, adminCfg.AuditSubjectKey = p.Audit, log, subjectKey
@@ -257,25 +248,31 @@ func Start(ctx context.Context, p Parts) (run *Running, err error) {
 		if err != nil {
 			return run, fmt.Errorf("admin http: %w", err)
 		}
-		ahs := &http.Server{Handler: adm, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
-		aserved := make(chan error, 1)
-		go func() { aserved <- ahs.Serve(aln) }()
 		run.Admin, run.AdminAddr = adm, aln.Addr().String()
-		run.stop = append(run.stop, func() error {
-			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			err := ahs.Shutdown(sctx)
-			if serr := <-aserved; !errors.Is(serr, http.ErrServerClosed) {
-				err = errors.Join(err, serr)
-			}
-			return err
-		})
+		run.stop = append(run.stop, serve(aln, adm))
 		if err := startForget(run, p, brokers, kafkaAs, view, subjectKey); err != nil {
 			return run, err
 		}
 		log.Info("admin API listening", "addr", run.AdminAddr)
 	}
 	return run, nil
+}
+
+// serve serves h on ln and returns the function that shuts the server
+// down, waiting up to 10s for the requests in flight.
+func serve(ln net.Listener, h http.Handler) (stop func() error) {
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	return func() error {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err := hs.Shutdown(sctx)
+		if serr := <-served; !errors.Is(serr, http.ErrServerClosed) {
+			err = errors.Join(err, serr)
+		}
+		return err
+	}
 }
 
 func ignoreCanceled(err error) error {

@@ -157,22 +157,22 @@ func (s *spillFile) prepend(entries []*entry) error {
 	return nil
 }
 
-// read returns up to n records after offset, each with its end offset.
+// read returns up to n records after offset, each with its end offset. It
+// reads only as far as those n records, not the rest of the file.
 func (s *spillFile) read(n int, prefix string) ([]*entry, error) {
-	buf := make([]byte, s.size-s.offset)
-	if _, err := s.f.ReadAt(buf, s.offset); err != nil && !errors.Is(err, io.EOF) {
-		return nil, err
-	}
+	br := bufio.NewReaderSize(io.NewSectionReader(s.f, s.offset, s.size-s.offset), 64<<10)
 	var out []*entry
 	pos := s.offset
-	for len(out) < n && len(buf) > 0 {
-		i := bytes.IndexByte(buf, '\n')
-		if i < 0 {
-			break
+	for len(out) < n {
+		line, err := br.ReadBytes('\n')
+		if errors.Is(err, io.EOF) {
+			break // the end, or an unterminated tail
 		}
-		line := buf[:i]
-		buf = buf[i+1:]
-		pos += int64(i + 1)
+		if err != nil {
+			return nil, err
+		}
+		pos += int64(len(line))
+		line = line[:len(line)-1]
 		var r audit.Record
 		if err := json.Unmarshal(line, &r); err != nil {
 			return nil, fmt.Errorf("spill file %s: %w", s.path, err)
@@ -181,7 +181,7 @@ func (s *spillFile) read(n int, prefix string) ([]*entry, error) {
 		if err != nil {
 			return nil, fmt.Errorf("spill file %s: %w", s.path, err)
 		}
-		out = append(out, &entry{seq: r.Seq, id: e.ID, index: indexName(prefix, e.Time), doc: bytes.Clone(line), end: pos})
+		out = append(out, &entry{seq: r.Seq, id: e.ID, index: indexName(prefix, e.Time), doc: line, end: pos})
 	}
 	return out, nil
 }

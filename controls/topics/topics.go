@@ -193,7 +193,7 @@ func Apply(ctx context.Context, addrs []string, cfg *sarama.Config, want []Topic
 			continue
 		}
 		if admin == nil {
-			if admin, err = sarama.NewClusterAdmin(addrs, cfg); err != nil {
+			if admin, err = broker.NewAdmin(ctx, addrs, cfg); err != nil {
 				return fixed, fmt.Errorf("topics: admin client: %w", err)
 			}
 		}

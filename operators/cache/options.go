@@ -84,7 +84,7 @@ func Registerer(reg prometheus.Registerer) Option {
 	})
 }
 
-// Timeout bounds each Get and Put, including waiting for a pooled
+// Timeout bounds each Get, Put and Forget, including waiting for a pooled
 // connection (default [DefaultTimeout]). It must be positive. The client
 // must have ContextTimeoutEnabled set, or go-redis would ignore the
 // deadline on the socket; [Redis] checks that.

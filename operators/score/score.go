@@ -82,7 +82,7 @@ func (op *scoreOp) Process(ctx operators.Context[struct{}], rec features.Record,
 		return fmt.Errorf("score: %w", err)
 	}
 	if len(res) != 1 || len(models) != 1 {
-		return fmt.Errorf("score: scorer returned %d results for 1 record", len(res))
+		return fmt.Errorf("score: scorer returned %d results for 1 record (and %d models)", len(res), len(models))
 	}
 	items := res[0]
 	if items == nil {

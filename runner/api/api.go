@@ -57,6 +57,7 @@ package api
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -230,10 +231,10 @@ func New(cfg Config) (*Server, error) {
 		proxies:  normalizePrefixes(cfg.TrustedProxies),
 		limits:   limits,
 		clientIP: clientIP,
-		maxBody:  orDefault(cfg.MaxBodyBytes, DefaultMaxBodyBytes),
-		maxBatch: orDefault(cfg.MaxBatch, DefaultMaxBatch),
-		defK:     orDefault(cfg.DefaultK, DefaultK),
-		maxK:     orDefault(cfg.MaxK, DefaultMaxK),
+		maxBody:  cmp.Or(cfg.MaxBodyBytes, DefaultMaxBodyBytes),
+		maxBatch: cmp.Or(cfg.MaxBatch, DefaultMaxBatch),
+		defK:     cmp.Or(cfg.DefaultK, DefaultK),
+		maxK:     cmp.Or(cfg.MaxK, DefaultMaxK),
 		log:      cfg.Logger,
 		now:      cfg.Now,
 		ready:    cfg.Ready,
@@ -306,10 +307,10 @@ func (s *Server) routes(gat prometheus.Gatherer) http.Handler {
 }
 
 func (s *Server) methodNotAllowed(allow string) http.HandlerFunc {
+	if allow == http.MethodGet {
+		allow = "GET, HEAD"
+	}
 	return func(w http.ResponseWriter, r *http.Request) {
-		if allow == http.MethodGet {
-			allow = "GET, HEAD"
-		}
 		w.Header().Set("Allow", allow)
 		s.reject(w, r, http.StatusMethodNotAllowed, reasonMethodNotAllowed, "method "+r.Method+" not allowed; use "+allow)
 	}
@@ -342,13 +343,6 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	st.Status = "ok"
 	writeJSON(w, http.StatusOK, st)
-}
-
-func orDefault[T int | int64](v, def T) T {
-	if v == 0 {
-		return def
-	}
-	return v
 }
 
 func registries(reg prometheus.Registerer, gat prometheus.Gatherer) (prometheus.Registerer, prometheus.Gatherer, error) {

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -69,7 +70,7 @@ func newKeyring(plain map[string]string, clients map[string]Client) (keyring, er
 		kr.keys = append(kr.keys, apiKey{digest: c.KeySHA256, client: client, allow: allow})
 		return nil
 	}
-	for _, key := range sortedKeys(plain) {
+	for _, key := range slices.Sorted(maps.Keys(plain)) {
 		client := plain[key]
 		if client == "" {
 			return kr, errors.New("APIKeys: a key has an empty client name")
@@ -82,7 +83,7 @@ func newKeyring(plain map[string]string, clients map[string]Client) (keyring, er
 			return kr, err
 		}
 	}
-	for _, client := range sortedKeys(clients) {
+	for _, client := range slices.Sorted(maps.Keys(clients)) {
 		if client == "" {
 			return kr, errors.New("Clients: a client name is empty")
 		}

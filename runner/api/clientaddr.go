@@ -3,7 +3,6 @@ package api
 import (
 	"net/http"
 	"net/netip"
-	"slices"
 	"strings"
 )
 
@@ -89,13 +88,4 @@ func normalizePrefixes(ps []netip.Prefix) []netip.Prefix {
 		out = append(out, p.Masked())
 	}
 	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	return ks
 }

@@ -2,10 +2,6 @@ package api
 
 import (
 	"bytes"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"net/netip"
 
@@ -63,8 +59,7 @@ func NewClientIPPseudonymizer(p ClientIPPolicy) (*ClientIPPseudonymizer, error) 
 	case c.mode == ClientIPDrop:
 		c.key = nil
 	case len(c.key) == 0:
-		c.key = make([]byte, 32)
-		_, _ = rand.Read(c.key)
+		c.key = newAuditKey()
 		c.randomKey = true
 	case len(c.key) < minClientIPKey:
 		return nil, fmt.Errorf("ClientIP.Key must be at least %d bytes", minClientIPKey)
@@ -100,7 +95,5 @@ func (c *ClientIPPseudonymizer) Apply(e *event.Event) error {
 // (IPv4-mapped IPv6 unmapped, no zone), so that one address has one
 // pseudonym however it was written.
 func (c *ClientIPPseudonymizer) pseudonym(a netip.Addr) string {
-	m := hmac.New(sha256.New, c.key)
-	m.Write([]byte(a.Unmap().WithZone("").String()))
-	return hex.EncodeToString(m.Sum(nil))
+	return hmacHex(c.key, a.Unmap().WithZone("").String())
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
+	"github.com/aetherai/aether/broker"
 	"github.com/aetherai/aether/controls/acl"
 	"github.com/aetherai/aether/examples/recommendations/pipeline"
 	"github.com/aetherai/aether/operators/cache"
@@ -191,35 +192,18 @@ func (declaredScorer) Score(context.Context, []features.Record, int) ([][]recomm
 func (declaredScorer) Popular(int) []recommend.Item { return nil }
 func (declaredScorer) Model() recommend.Model       { return recommend.Model{} }
 
-// kafkaAdmin connects a cluster admin as the admin role.
+// kafkaAdmin connects a cluster admin as the admin role, giving up after
+// 30s.
 func kafkaAdmin(ctx context.Context, cfg *config.Config) (sarama.ClusterAdmin, error) {
 	fn, err := cfg.Kafka.Sarama(config.KafkaAdminRole)
 	if err != nil {
 		return nil, err
 	}
-	type result struct {
-		a   sarama.ClusterAdmin
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		a, err := sarama.NewClusterAdmin(cfg.Kafka.Brokers, fn("aether-"+config.KafkaAdminRole))
-		done <- result{a, err}
-	}()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	select {
-	case r := <-done:
-		if r.err != nil {
-			return nil, fmt.Errorf("kafka %v: %w", cfg.Kafka.Brokers, r.err)
-		}
-		return r.a, nil
-	case <-ctx.Done():
-		go func() {
-			if r := <-done; r.err == nil {
-				r.a.Close()
-			}
-		}()
-		return nil, fmt.Errorf("kafka %v: %w", cfg.Kafka.Brokers, ctx.Err())
+	a, err := broker.NewAdmin(ctx, cfg.Kafka.Brokers, fn("aether-"+config.KafkaAdminRole))
+	if err != nil {
+		return nil, fmt.Errorf("kafka %v: %w", cfg.Kafka.Brokers, err)
 	}
+	return a, nil
 }

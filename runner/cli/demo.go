@@ -57,17 +57,13 @@ loopback. It prints what to try with curl. Ctrl-C or SIGTERM stops it.`,
 				f.apiKey = os.Getenv("AETHER_API_KEY")
 			}
 			if f.apiKey == "" {
-				b := make([]byte, 16)
-				_, _ = rand.Read(b)
-				f.apiKey = "demo-" + hex.EncodeToString(b)
+				f.apiKey = randomToken("demo-")
 			}
 			if f.serve.adminToken == "" {
 				f.serve.adminToken = os.Getenv(config.EnvAdminToken)
 			}
 			if f.serve.adminToken == "" && f.serve.admin != config.AdminOff {
-				b := make([]byte, 16)
-				_, _ = rand.Read(b)
-				f.serve.adminToken = "admin-" + hex.EncodeToString(b)
+				f.serve.adminToken = randomToken("admin-")
 			}
 			if f.rate < 0 {
 				return usageError{fmt.Errorf("--rate must be 0 or more")}
@@ -224,6 +220,14 @@ Try:
 	}
 	fmt.Fprintln(out, "stopped cleanly")
 	return nil
+}
+
+// randomToken is prefix and 128 random bits in hex: a secret the demo
+// generates and prints.
+func randomToken(prefix string) string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return prefix + hex.EncodeToString(b)
 }
 
 // history yields n synthetic events: the model's training data.

@@ -22,6 +22,8 @@ import (
 	es "github.com/aetherai/aether/audit/elasticsearch"
 	"github.com/aetherai/aether/controls/acl"
 	"github.com/aetherai/aether/controls/evidence"
+	"github.com/aetherai/aether/model"
+	"github.com/aetherai/aether/model/approval"
 	"github.com/aetherai/aether/model/store"
 	"github.com/aetherai/aether/runner/config"
 )
@@ -347,19 +349,15 @@ func configEndpoints(cfg *config.Config) []evidence.Endpoint {
 }
 
 // configuredModel returns the SHA-256 and version of the model the
-// configuration serves, read the way runner run reads it (fetched for
-// model.uri, the latest version when model.pollInterval is set) and
-// checked against its metadata.
+// configuration serves, read the way runner run reads it: fetched for
+// model.uri and checked against its metadata; with model.pollInterval the
+// newest version the manifest approves (loadModel), else the newest one.
 func configuredModel(ctx context.Context, cfg *config.Config) (string, string, error) {
 	source, isURI := cfg.Model.Dir, false
 	if cfg.Model.URI != "" {
 		source, isURI = cfg.Model.URI, true
 		if cfg.Model.PollInterval > 0 {
-			_, latest, err := store.Latest(ctx, cfg.Model.URI)
-			if err != nil {
-				return "", "", err
-			}
-			source = latest
+			return newestApproved(ctx, cfg)
 		}
 	}
 	_, meta, err := fetchModel(ctx, cfg, source, isURI, slog.New(slog.DiscardHandler))
@@ -378,10 +376,8 @@ func findUp(rel string) string {
 	}
 	for {
 		p := filepath.Join(dir, rel)
-		if _, err := os.Stat(p); err == nil {
-			return p
-		} else if !errors.Is(err, os.ErrNotExist) {
-			return p
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			return p // there, or there but unreadable: the check says why
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
@@ -447,4 +443,37 @@ func esConnOptions(e config.AuditElasticsearch) ([]es.ConnOption, error) {
 		opts = append(opts, es.CAFile(e.CAFile))
 	}
 	return opts, nil
+}
+
+// newestApproved is configuredModel for a versioned model.uri: the newest
+// of its last maxFallbackVersions versions that the manifest approves, as
+// loadModel picks at start; the newest version when none is approved (the
+// control then fails on it).
+func newestApproved(ctx context.Context, cfg *config.Config) (string, string, error) {
+	versions, err := store.Versions(ctx, cfg.Model.URI)
+	if err != nil {
+		return "", "", err
+	}
+	if len(versions) == 0 {
+		_, _, err := store.Latest(ctx, cfg.Model.URI) // its NotFoundError
+		return "", "", err
+	}
+	m, _ := approval.Load(cfg.Model.Manifest) // a missing manifest approves nothing
+	prefix, _ := store.ParseURI(cfg.Model.URI)
+	var newest model.Metadata
+	for i := len(versions) - 1; i >= 0 && i >= len(versions)-maxFallbackVersions; i-- {
+		_, meta, err := fetchModel(ctx, cfg, prefix.Join(versions[i]).String(), true, slog.New(slog.DiscardHandler))
+		if err != nil {
+			return "", "", err
+		}
+		if i == len(versions)-1 {
+			newest = meta
+		}
+		if m != nil {
+			if _, err := m.Check(meta.SHA256); err == nil {
+				return meta.SHA256, meta.Version, nil
+			}
+		}
+	}
+	return newest.SHA256, newest.Version, nil
 }

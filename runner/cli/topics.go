@@ -48,9 +48,9 @@ one partition count (kafka.partitions unless a stream declares its own).
 			if err != nil {
 				return err
 			}
-			ctx := cmd.Context()
+			ctx, saramaCfg := cmd.Context(), sc("aether-"+config.KafkaAdminRole)
 			if apply {
-				fixed, err := topics.Apply(ctx, cfg.Kafka.Brokers, sc("aether-"+config.KafkaAdminRole), want)
+				fixed, err := topics.Apply(ctx, cfg.Kafka.Brokers, saramaCfg, want)
 				for _, p := range fixed {
 					fmt.Fprintln(out, "fixed:", p)
 				}
@@ -60,7 +60,7 @@ one partition count (kafka.partitions unless a stream declares its own).
 				fmt.Fprintf(out, "topics: applied: %d changes; %d topics declared\n", len(fixed), len(want))
 			}
 			if check {
-				problems, err := topicDrift(ctx, cfg)
+				problems, err := topics.Check(ctx, cfg.Kafka.Brokers, saramaCfg, want)
 				if err != nil {
 					return err
 				}

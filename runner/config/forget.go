@@ -3,7 +3,6 @@ package config
 import (
 	"cmp"
 	"fmt"
-	"os"
 	"time"
 )
 
@@ -53,13 +52,5 @@ func (f ForgetConf) Wait() (time.Duration, error) {
 // none is configured (a random key per process is then used, and a
 // deletion from another process cannot find the user's audit records).
 func (f ForgetConf) SubjectKey() ([]byte, error) {
-	if f.SubjectKeyEnv == "" {
-		return nil, nil
-	}
-	v := os.Getenv(f.SubjectKeyEnv)
-	if len(v) < MinSubjectKeyBytes {
-		return nil, &FieldError{Field: "forget.subjectKeyEnv", Reason: fmt.Sprintf(
-			"environment variable %s must hold a key of at least %d bytes", f.SubjectKeyEnv, MinSubjectKeyBytes)}
-	}
-	return []byte(v), nil
+	return envKey("forget.subjectKeyEnv", f.SubjectKeyEnv, MinSubjectKeyBytes)
 }

@@ -4,11 +4,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"math"
 	"net"
 	"net/netip"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -156,7 +157,7 @@ func (h *HTTP) validate(bad func(field, format string, args ...any)) {
 			bad("http.apiKeys."+name, "a hashed key is sha256: and 64 hex digits")
 		}
 	}
-	for _, name := range sortedKeys(h.Clients) {
+	for _, name := range slices.Sorted(maps.Keys(h.Clients)) {
 		if _, ok := h.APIKeys[name]; !ok {
 			bad("http.clients."+name, "no such client in http.apiKeys")
 		}
@@ -317,13 +318,19 @@ const MinClientIPKeyBytes = 16
 // ResolveKey returns the clientIp HMAC key from KeyEnv, or nil when no
 // KeyEnv is set (the API then draws a random key per process).
 func (c ClientIP) ResolveKey() ([]byte, error) {
-	if c.KeyEnv == "" {
+	return envKey("http.clientIp.keyEnv", c.KeyEnv, MinClientIPKeyBytes)
+}
+
+// envKey reads an HMAC key of at least minBytes from the environment
+// variable env, named by field; nil when env is empty.
+func envKey(field, env string, minBytes int) ([]byte, error) {
+	if env == "" {
 		return nil, nil
 	}
-	v := os.Getenv(c.KeyEnv)
-	if len(v) < MinClientIPKeyBytes {
-		return nil, &FieldError{Field: "http.clientIp.keyEnv", Reason: fmt.Sprintf(
-			"environment variable %s must hold a key of at least %d bytes", c.KeyEnv, MinClientIPKeyBytes)}
+	v := os.Getenv(env)
+	if len(v) < minBytes {
+		return nil, &FieldError{Field: field, Reason: fmt.Sprintf(
+			"environment variable %s must hold a key of at least %d bytes", env, minBytes)}
 	}
 	return []byte(v), nil
 }
@@ -369,13 +376,4 @@ func HashKey(key string) string {
 func isSHA256Hex(s string) bool {
 	b, err := hex.DecodeString(s)
 	return err == nil && len(b) == sha256.Size
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }

@@ -1,6 +1,6 @@
 // Command aether-bench runs Aether's benchmarks.
 //
-//	go run ./bench/cmd/aether-bench pipeline                       # full run (~2-3 min on 2 cores)
+//	go run ./bench/cmd/aether-bench pipeline                       # full run (~1 min on 2 cores)
 //	go run ./bench/cmd/aether-bench pipeline -events 20000 -rounds 1   # smoke test
 //	go run ./bench/cmd/aether-bench pipeline -cpuprofile cpu.out   # profile the aether variant
 //	go run ./bench/cmd/aether-bench pipeline -audit                # also aether with the audit trail on
