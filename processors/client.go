@@ -20,6 +20,7 @@ type ClientOption interface{ applyClient(*clientConfig) error }
 type clientConfig struct {
 	sarama   func(string) *sarama.Config
 	clientID string
+	sealer   Sealer
 }
 
 type clientOpt func(*clientConfig) error
@@ -66,10 +67,12 @@ func (c clientConfig) emitter(brokers []string, topic string) (*goka.Emitter, er
 }
 
 // Emitter produces typed records to a stream, keyed, encoded with the
-// stream's codec.
+// stream's codec, and sealed with the key's subject key when the stream is
+// sealed and the emitter has a sealer (ClientSeal).
 type Emitter[T any] struct {
 	stream *topology.Stream[T]
 	e      *goka.Emitter
+	sealer Sealer // nil: values in clear
 }
 
 // NewEmitter returns an emitter for stream.
@@ -82,15 +85,34 @@ func NewEmitter[T any](brokers []string, stream *topology.Stream[T], opts ...Cli
 	if err != nil {
 		return nil, fmt.Errorf("emitter %s: %w", stream.Name(), err)
 	}
-	return &Emitter[T]{stream: stream, e: e}, nil
+	em := &Emitter[T]{stream: stream, e: e}
+	if stream.Spec().Sealed {
+		em.sealer = c.sealer
+	}
+	return em, nil
+}
+
+// encode encodes v, sealed for key's subject when the emitter seals.
+func (e *Emitter[T]) encode(ctx context.Context, key string, v T) ([]byte, error) {
+	b, err := e.stream.Codec().Encode(v)
+	if err != nil {
+		return nil, fmt.Errorf("emitter %s: encode: %w", e.stream.Name(), err)
+	}
+	if e.sealer == nil {
+		return b, nil
+	}
+	if b, err = e.sealer.Seal(ctx, key, b); err != nil {
+		return nil, fmt.Errorf("emitter %s: seal: %w", e.stream.Name(), err)
+	}
+	return b, nil
 }
 
 // Emit sends v under key without waiting for the broker's acknowledgement;
 // Finish waits for all of them.
 func (e *Emitter[T]) Emit(key string, v T) error {
-	b, err := e.stream.Codec().Encode(v)
+	b, err := e.encode(context.Background(), key, v)
 	if err != nil {
-		return fmt.Errorf("emitter %s: encode: %w", e.stream.Name(), err)
+		return err
 	}
 	return e.EmitRaw(key, b)
 }
@@ -103,9 +125,9 @@ func (e *Emitter[T]) EmitRaw(key string, b []byte) error {
 
 // EmitSync sends v and waits for the acknowledgement.
 func (e *Emitter[T]) EmitSync(key string, v T) error {
-	b, err := e.stream.Codec().Encode(v)
+	b, err := e.encode(context.Background(), key, v)
 	if err != nil {
-		return fmt.Errorf("emitter %s: encode: %w", e.stream.Name(), err)
+		return err
 	}
 	return e.e.EmitSync(key, b)
 }
@@ -131,9 +153,9 @@ func (e *Emitter[T]) EmitAll(ctx context.Context, recs []Keyed[T]) error {
 		mu.Unlock()
 	}
 	for _, r := range recs {
-		b, err := e.stream.Codec().Encode(r.Value)
+		b, err := e.encode(ctx, r.Key, r.Value)
 		if err != nil {
-			fail(fmt.Errorf("emitter %s: encode: %w", e.stream.Name(), err))
+			fail(err)
 			break
 		}
 		p, err := e.e.Emit(r.Key, b)
@@ -165,8 +187,9 @@ func (e *Emitter[T]) Finish() error { return e.e.Finish() }
 // View is a read-only, continuously updated local copy of a processor's
 // table (for example the online feature store), decoded to S.
 type View[S any] struct {
-	table *topology.Table[S]
-	v     *goka.View
+	table  *topology.Table[S]
+	v      *goka.View
+	sealer Sealer // opens the state of a sealed table (ClientSeal)
 }
 
 // NewView returns a view of table; call Run to keep it updated.
@@ -183,7 +206,11 @@ func NewView[S any](brokers []string, table *topology.Table[S], opts ...ClientOp
 	if err != nil {
 		return nil, fmt.Errorf("view %s: %w", table.Name(), err)
 	}
-	return &View[S]{table: table, v: v}, nil
+	view := &View[S]{table: table, v: v}
+	if table.TableSpec().Sealed {
+		view.sealer = c.sealer
+	}
+	return view, nil
 }
 
 // Run keeps the view updated until ctx is cancelled.
@@ -198,6 +225,12 @@ func (v *View[S]) Get(key string) (s S, ok bool, err error) {
 	if err != nil || raw == nil {
 		return s, false, err
 	}
-	s, err = v.table.Decode(raw.([]byte))
+	b := raw.([]byte)
+	if v.sealer != nil {
+		if b, err = openState(context.Background(), v.sealer, key, b); err != nil {
+			return s, false, fmt.Errorf("view %s: %w", v.table.Name(), err)
+		}
+	}
+	s, err = v.table.Decode(b)
 	return s, err == nil, err
 }

@@ -73,6 +73,7 @@ func (p *proc) forget(ctx goka.Context) bool {
 		return false
 	}
 	key, topic, part := ctx.Key(), string(ctx.Topic()), ctx.Partition()
+	p.forgetKey(ctx)
 	if p.node.Stateful() {
 		ctx.Delete()
 		p.parts.get(part).setTimer(key, time.Time{})

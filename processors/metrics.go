@@ -18,6 +18,7 @@ type metrics struct {
 	opErrors    *prometheus.CounterVec
 	timers      *prometheus.CounterVec
 	sinkErrors  *prometheus.CounterVec
+	sealErrors  *prometheus.CounterVec
 	watermark   *prometheus.GaugeVec
 }
 
@@ -48,12 +49,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "aether_sink_errors_total",
 			Help: "Failed writes to external sinks, after retries.",
 		}, []string{"processor"}),
+		sealErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "aether_seal_errors_total",
+			Help: "Records of sealed streams that could not be opened or whose outputs could not be sealed, after retries, by processor and op (open, seal).",
+		}, []string{"processor", "op"}),
 		watermark: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "aether_watermark_seconds",
 			Help: "Event-time watermark per processor and partition, as Unix seconds.",
 		}, []string{"processor", "partition"}),
 	}
-	for _, c := range []prometheus.Collector{m.records, m.deadLetters, m.opDuration, m.opErrors, m.timers, m.sinkErrors, m.watermark} {
+	for _, c := range []prometheus.Collector{m.records, m.deadLetters, m.opDuration, m.opErrors, m.timers, m.sinkErrors, m.sealErrors, m.watermark} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -34,6 +34,7 @@ type config struct {
 	sinkRetries   int
 	instance      string
 	audit         *auditConfig // nil: no audit trail
+	sealer        Sealer       // nil: sealed streams in clear
 }
 
 func defaults() config {

@@ -104,6 +104,13 @@ func New(ctx context.Context, t *topology.Topology, opts ...Option) (*Runtime, e
 			return nil, fmt.Errorf("processors: audit metrics: %w", err)
 		}
 	}
+	if cfg.sealer == nil {
+		for _, s := range t.Streams() {
+			if s.Sealed {
+				cfg.logger.Warn("stream declared sealed but no sealer is configured: its values are written in clear", "stream", s.Name)
+			}
+		}
+	}
 	if cfg.createTopics {
 		if err := r.createTopics(ctx); err != nil {
 			return nil, err
@@ -234,11 +241,22 @@ type proc struct {
 	parts    partitions
 	assigned atomic.Pointer[[]int32]
 	aud      *procAudit // nil without Audit
+	// sealer opens sealedIn topics and seals emits to sealedOut ones, and
+	// the table's state when sealedTable; nil without Seal.
+	sealer              Sealer
+	sealedIn, sealedOut map[string]bool
+	sealedTable         bool
+	sealedLookups       map[string]bool
 }
 
 func (r *Runtime) newProc(spec *topology.ProcessorSpec) (*proc, error) {
 	p := &proc{r: r, spec: spec, node: spec.NewNode(),
-		log: r.cfg.logger.With("processor", spec.Name)}
+		log: r.cfg.logger.With("processor", spec.Name), sealer: r.cfg.sealer,
+		sealedIn: sealedTopics(spec.Inputs), sealedOut: sealedTopics(spec.Outputs),
+		sealedTable: spec.Table != nil && spec.Table.Sealed, sealedLookups: map[string]bool{}}
+	for _, l := range spec.Lookups {
+		p.sealedLookups[l.Name] = l.Sealed
+	}
 	if r.trail != nil {
 		p.aud = newProcAudit(r.trail, p)
 	}
@@ -355,6 +373,9 @@ func (p *proc) handle(ctx goka.Context, msg any) {
 		rec.Lookup = func(table, key string) ([]byte, error) {
 			v := ctx.Lookup(goka.Table(table), key)
 			b, _ := v.([]byte)
+			if p.sealer != nil && p.sealedLookups[table] && len(b) > 0 {
+				return openState(ctx.Context(), p.sealer, key, b)
+			}
 			return b, nil
 		}
 	}
@@ -367,12 +388,27 @@ func (p *proc) handle(ctx goka.Context, msg any) {
 	} else if p.node.Stateful() {
 		table, _ = ctx.Value().([]byte)
 	}
-	res := p.node.Handle(rec, table, p.pm)
+	// The engine sees the opened value; dead letters and attestations keep
+	// the bytes as they are in Kafka.
+	res := engine.Result{Outcome: engine.DeadLettered}
+	if in, table, f := p.open(ctx.Context(), rec, table); f != nil {
+		res.Failure = f
+	} else {
+		res = p.node.Handle(in, table, p.pm)
+	}
+	if res.Failure == nil || res.Table != nil {
+		if f := p.seal(ctx.Context(), rec.Key, &res); f != nil {
+			// Nothing of the record is applied: it is in the dead letters.
+			res = engine.Result{Outcome: engine.DeadLettered, Failure: f, EventTime: res.EventTime}
+		}
+	}
 	p.pm.record(rec.Topic, res.Outcome)
 	if res.Failure != nil {
 		p.deadLetter(ctx, &rec, res.Failure)
 	}
-	if p.node.Stateful() && res.Outcome != engine.Replayed {
+	// A record that leaves the table as it was (replayed, or not opened or
+	// sealed) leaves the key's timer as it was.
+	if p.node.Stateful() && res.Outcome != engine.Replayed && res.Table != nil {
 		pt.record(rec.Key, res.EventTime, res.NextTimer, now)
 	} else {
 		pt.observe(res.EventTime, now)
@@ -387,7 +423,12 @@ func (p *proc) fire(ctx goka.Context, _ any) {
 	pt := p.parts.get(part)
 	wm := pt.watermark(time.Now(), p.r.cfg.idleAdvance)
 	table, _ := ctx.Value().([]byte)
-	res := p.node.Fire(ctx.Key(), table, wm, p.pm)
+	var res engine.Result
+	if _, table, f := p.open(ctx.Context(), engine.Record{Key: ctx.Key()}, table); f != nil {
+		res.Failure = f
+	} else {
+		res = p.node.Fire(ctx.Key(), table, wm, p.pm)
+	}
 	if res.Failure != nil {
 		p.r.metrics.timers.WithLabelValues(p.spec.Name, "failed").Inc()
 		p.log.Error("timer failed", "partition", part, "offset", ctx.Offset(), "err", res.Failure)
@@ -399,6 +440,12 @@ func (p *proc) fire(ctx goka.Context, _ any) {
 	outcome := "fired"
 	if res.Outcome == engine.Replayed {
 		outcome = "not_due"
+	}
+	if f := p.seal(ctx.Context(), ctx.Key(), &res); f != nil {
+		// Not applied: the timer stays in the table and fires again.
+		p.r.metrics.timers.WithLabelValues(p.spec.Name, "failed").Inc()
+		p.log.Error("timer output could not be sealed", "partition", part, "offset", ctx.Offset(), "err", f)
+		return
 	}
 	p.r.metrics.timers.WithLabelValues(p.spec.Name, outcome).Inc()
 	p.apply(ctx, pt, res, nil)
@@ -440,20 +487,7 @@ func (p *proc) apply(ctx goka.Context, pt *partition, res engine.Result, rec *en
 }
 
 func (p *proc) writeSink(ctx context.Context, write func(context.Context) error) error {
-	var err error
-	backoff := 50 * time.Millisecond
-	for attempt := 0; attempt <= p.r.cfg.sinkRetries; attempt++ {
-		if err = write(ctx); err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return errors.Join(err, ctx.Err())
-		case <-time.After(backoff):
-			backoff *= 2
-		}
-	}
-	return err
+	return p.withRetries(ctx, func(error) bool { return true }, write)
 }
 
 func (p *proc) deadLetter(ctx goka.Context, rec *engine.Record, f *engine.Failure) {

@@ -17,6 +17,7 @@ import (
 	"github.com/aetherai/aether/broker"
 	"github.com/aetherai/aether/controls/forget"
 	"github.com/aetherai/aether/examples/recommendations/pipeline"
+	"github.com/aetherai/aether/keyring"
 	"github.com/aetherai/aether/operators/features"
 	"github.com/aetherai/aether/processors"
 	"github.com/aetherai/aether/runner/api"
@@ -48,6 +49,9 @@ type ForgetParts struct {
 	Kafka func(clientID string) *sarama.Config
 	// AuditSink is the file trail this process holds open, if any.
 	AuditSink *audit.FileSink
+	// DataKeys is the keyring of the users' data keys
+	// (privacy.masterKeyEnv); nil when the topics are not sealed.
+	DataKeys *keyring.Keyring
 }
 
 // ForgetStores returns the stores the reference pipeline writes, in the
@@ -60,7 +64,14 @@ func ForgetStores(p ForgetParts) ([]forget.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	stores := []forget.Store{&forget.Processors{Topic: p.Pipeline.Raw.Name(), Send: p.Send, Lookup: p.Lookup, Wait: p.Wait, Timeout: wait}}
+	var stores []forget.Store
+	var open func(ctx context.Context, key string, value []byte) ([]byte, error)
+	if p.DataKeys != nil {
+		// First, so that records still in flight cannot be opened either.
+		stores = append(stores, &forget.DataKey{Destroy: p.DataKeys.Destroy, Where: "redis " + p.DataKeys.Prefix() + "<pseudonym>"})
+		open = p.DataKeys.Open
+	}
+	stores = append(stores, &forget.Processors{Topic: p.Pipeline.Raw.Name(), Send: p.Send, Lookup: p.Lookup, Wait: p.Wait, Timeout: wait})
 	if p.Redis != nil {
 		stores = append(stores, &forget.Redis{Client: p.Redis, Keys: p.Keys})
 	}
@@ -72,9 +83,9 @@ func ForgetStores(p ForgetParts) ([]forget.Store, error) {
 		return spec.Retention, err
 	}
 	for _, s := range []string{p.Pipeline.Raw.Name(), p.Pipeline.Features.Name()} {
-		stores = append(stores, &forget.Retained{StoreName: "topic:" + s, Topics: []string{s}, Scan: scan, Retention: retention, Timeout: wait})
+		stores = append(stores, &forget.Retained{StoreName: "topic:" + s, Topics: []string{s}, Scan: scan, Retention: retention, Timeout: wait, Open: open})
 	}
-	stores = append(stores, &forget.Retained{StoreName: "dead-letters", Topics: forget.DeadLetterTopics(p.Pipeline.Topology), Scan: scan, Retention: retention, Timeout: wait})
+	stores = append(stores, &forget.Retained{StoreName: "dead-letters", Topics: forget.DeadLetterTopics(p.Pipeline.Topology), Scan: scan, Retention: retention, Timeout: wait, Open: open})
 	var loops []string
 	for _, sp := range p.Pipeline.Topology.Processors() {
 		if sp.Table != nil {
@@ -83,8 +94,11 @@ func ForgetStores(p ForgetParts) ([]forget.Store, error) {
 	}
 	if len(loops) > 0 {
 		// Timer ticks: the user id as key, no value.
-		stores = append(stores, &forget.Retained{StoreName: "loopback", Topics: loops, Scan: scan, Retention: retention, Timeout: wait,
-			Note: "timer ticks carry the user id as key and no value; they expire with the topic's retention"})
+		note := "timer ticks carry the user id as key and no value; they expire with the topic's retention"
+		if p.DataKeys != nil {
+			note = "timer ticks carry the user's pseudonym as key and no value; they expire with the topic's retention"
+		}
+		stores = append(stores, &forget.Retained{StoreName: "loopback", Topics: loops, Scan: scan, Retention: retention, Timeout: wait, Note: note})
 	}
 	if e := p.Config.Audit.Elasticsearch; e.Enabled() {
 		conn := []es.ConnOption{es.URLs(e.URLs...)}
@@ -128,11 +142,13 @@ func startForget(run *Running, p Parts, brokers []string, kafkaAs kafkaConfigs, 
 		fp.Redis, fp.Keys = p.Cache.Client(), p.Cache.Keys
 	}
 	fp.AuditSink, _ = p.Audit.(*audit.FileSink)
+	fp.DataKeys = run.keys
 	stores, err := ForgetStores(fp)
 	if err != nil {
 		return err
 	}
-	f, err := forget.New(forget.Config{Stores: stores, ReceiptsDir: p.Config.ReceiptsDir(), Audit: p.Audit, Actor: api.AdminActor})
+	f, err := forget.New(forget.Config{Stores: stores, ReceiptsDir: p.Config.ReceiptsDir(), Audit: p.Audit, Actor: api.AdminActor,
+		KeyedBySubject: p.Config.Privacy.Sealing()})
 	if err != nil {
 		return err
 	}

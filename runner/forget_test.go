@@ -45,7 +45,9 @@ type forgetEnv struct {
 	receipts           string
 }
 
-func startForgetEnv(t *testing.T) *forgetEnv {
+// startForgetEnv starts the pipeline with extra appended to its
+// configuration file.
+func startForgetEnv(t *testing.T, extra ...string) *forgetEnv {
 	t.Helper()
 	b, err := broker.Start(broker.Partitions(2))
 	require.NoError(t, err)
@@ -66,7 +68,7 @@ http:
 audit: {file: %q}
 evidence: {receipts: %q}
 forget: {subjectKeyEnv: AETHER_TEST_SUBJECT_KEY, timeout: 30s}
-`, b.Addrs()[0], mr.Addr(), e.trailPath, e.receipts)
+`, b.Addrs()[0], mr.Addr(), e.trailPath, e.receipts) + strings.Join(extra, "\n")
 	e.cfgPath = filepath.Join(dir, "aether.yaml")
 	require.NoError(t, os.WriteFile(e.cfgPath, []byte(yaml), 0o600))
 	e.cfg, err = config.Parse([]byte(yaml))

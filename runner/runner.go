@@ -24,6 +24,7 @@ import (
 	"github.com/aetherai/aether/event"
 	"github.com/aetherai/aether/examples/recommendations/pipeline"
 	"github.com/aetherai/aether/internal/buildinfo"
+	"github.com/aetherai/aether/keyring"
 	"github.com/aetherai/aether/operators/cache"
 	"github.com/aetherai/aether/operators/features"
 	"github.com/aetherai/aether/operators/score"
@@ -78,6 +79,7 @@ type Running struct {
 	AdminAddr string
 	Pipeline  *pipeline.Pipeline
 	Runtime   *processors.Runtime
+	keys      *keyring.Keyring // nil unless privacy.masterKeyEnv
 	stop      []func() error
 }
 
@@ -176,6 +178,20 @@ func Start(ctx context.Context, p Parts) (run *Running, err error) {
 	if cfg.Storage.Dir != "" {
 		opts = append(opts, processors.StorageDir(cfg.Storage.Dir))
 	}
+	// privacy.masterKeyEnv: the sealed streams' values are sealed with a
+	// data key per user (crypto-shredding), and users are known by their
+	// pseudonym everywhere behind the API.
+	var emOpts []processors.ClientOption // the ingest emitter's and the view's
+	if cfg.Privacy.Sealing() {
+		if p.Cache == nil {
+			return run, errors.New("privacy.masterKeyEnv: the data keys live in Redis, and this pipeline has no Redis")
+		}
+		if run.keys, err = NewKeyring(cfg, p.Cache.Client(), pl.Topology, reg); err != nil {
+			return run, err
+		}
+		opts = append(opts, processors.Seal(run.keys))
+		emOpts = append(emOpts, processors.ClientSeal(run.keys))
+	}
 	rt, err := processors.New(ctx, pl.Topology, opts...)
 	if err != nil {
 		return run, err
@@ -191,7 +207,7 @@ func Start(ctx context.Context, p Parts) (run *Running, err error) {
 	}
 	run.stop = append(run.stop, stopRT)
 
-	view, err := processors.NewView(brokers, pl.Sessionizer.Table(), processors.ClientSarama(kafkaAs.views))
+	view, err := processors.NewView(brokers, pl.Sessionizer.Table(), append(emOpts, processors.ClientSarama(kafkaAs.views))...)
 	if err != nil {
 		return run, err
 	}
@@ -200,7 +216,7 @@ func Start(ctx context.Context, p Parts) (run *Running, err error) {
 	go func() { viewDone <- view.Run(vctx) }()
 	run.stop = append(run.stop, func() error { stopView(); return ignoreCanceled(<-viewDone) })
 
-	em, err := processors.NewEmitter(brokers, pl.Raw, processors.ClientSarama(kafkaAs.ingest))
+	em, err := processors.NewEmitter(brokers, pl.Raw, append(emOpts, processors.ClientSarama(kafkaAs.ingest))...)
 	if err != nil {
 		return run, err
 	}
@@ -222,7 +238,8 @@ func Start(ctx context.Context, p Parts) (run *Running, err error) {
 		Ready:      rt.Ready,
 		Audit:      p.Audit,
 		// One key for both APIs, so their references to a user match.
-		AuditSubjectKey: subjectKey,
+		AuditSubjectKey:   subjectKey,
+		PseudonymousUsers: cfg.Privacy.Sealing(),
 	}
 	if err := acfg.ApplyHTTP(cfg.HTTP); err != nil {
 		return run, err

@@ -83,6 +83,7 @@ type describedStream struct {
 	RetentionSeconds int64    `json:"retentionSeconds,omitempty"`
 	Partitions       int32    `json:"partitions,omitempty"`
 	Personal         []string `json:"personal,omitempty"`
+	Sealed           bool     `json:"sealed,omitempty"`
 }
 
 type describedProcessor struct {
@@ -108,7 +109,7 @@ func (t *Topology) describeJSON() (string, error) {
 	}
 	for _, s := range t.Streams() {
 		out.Streams = append(out.Streams, describedStream{Name: s.Name, Codec: s.Codec,
-			RetentionSeconds: int64(s.Retention / time.Second), Partitions: s.Partitions, Personal: s.Personal})
+			RetentionSeconds: int64(s.Retention / time.Second), Partitions: s.Partitions, Personal: s.Personal, Sealed: s.Sealed})
 	}
 	for _, p := range t.processors {
 		dp := describedProcessor{Name: p.Name, Operators: p.Operators, Table: p.Table, Outputs: []string{}, DeadLetters: []string{}}
@@ -144,6 +145,9 @@ func streamLine(s StreamSpec) string {
 	if len(s.Personal) > 0 {
 		fmt.Fprintf(&b, ", personal: %s", strings.Join(s.Personal, ", "))
 	}
+	if s.Sealed {
+		b.WriteString(", sealed per subject")
+	}
 	b.WriteString("]")
 	return b.String()
 }
@@ -157,6 +161,9 @@ func streamLabel(s StreamSpec, br string) string {
 	}
 	if len(s.Personal) > 0 {
 		label += br + "personal: " + strings.Join(s.Personal, ", ")
+	}
+	if s.Sealed {
+		label += br + "sealed per subject"
 	}
 	return label
 }
@@ -184,7 +191,11 @@ func (t *Topology) describeText() string {
 		}
 		fmt.Fprintf(&b, "  operators %s\n", strings.Join(p.Operators, " -> "))
 		if p.Table != nil {
-			fmt.Fprintf(&b, "  table %s [%s]\n", p.Table.Name, p.Table.Codec)
+			sealed := ""
+			if p.Table.Sealed {
+				sealed = ", state sealed per subject"
+			}
+			fmt.Fprintf(&b, "  table %s [%s%s]\n", p.Table.Name, p.Table.Codec, sealed)
 		}
 		for _, l := range p.Lookups {
 			fmt.Fprintf(&b, "  looks up %s (owned by %s)\n", l.Name, l.Owner)

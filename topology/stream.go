@@ -17,6 +17,11 @@ type StreamSpec struct {
 	Retention time.Duration
 	// Personal lists the fields that carry personal data.
 	Personal []string
+	// Sealed says the values are sealed with a key per data subject, the
+	// record key (crypto-shredding: destroying the key makes the subject's
+	// records unreadable). The runtime seals and opens them when given a
+	// sealer (processors.Seal).
+	Sealed bool
 	// Partitions is the declared partition count; 0 means the runtime's
 	// default. Streams read by one processor must agree.
 	Partitions int32
@@ -48,6 +53,13 @@ func Retention(d time.Duration) StreamOption {
 // Personal declares fields of the stream's records that hold personal data.
 func Personal(fields ...string) StreamOption {
 	return streamOpt(func(s *StreamSpec) { s.Personal = append(s.Personal, fields...) })
+}
+
+// Sealed declares that the stream's values are sealed with a key per data
+// subject: its records must be keyed by the subject (a user pseudonym), so
+// that deleting the subject's key makes all of them unreadable.
+func Sealed() StreamOption {
+	return streamOpt(func(s *StreamSpec) { s.Sealed = true })
 }
 
 // Partitions declares the stream's partition count.

@@ -93,6 +93,9 @@ type TableSpec struct {
 	Codec string `json:"codec"`
 	// Owner is the processor that writes the table.
 	Owner string `json:"owner"`
+	// Sealed: the state is derived from a sealed stream, so it is sealed
+	// per key too (the envelope's offsets and timers stay clear).
+	Sealed bool `json:"sealed,omitempty"`
 }
 
 // ProcessorSpec is what a processor declares, without its types.
@@ -117,7 +120,7 @@ func (p *ProcessorSpec) NewNode() engine.Node { return p.build() }
 // keeps the input's retention and personal-data declaration, since it holds
 // the input's original bytes.
 func (p *ProcessorSpec) DeadLetterStream(in StreamSpec) StreamSpec {
-	return StreamSpec{Name: in.Name + ".dlq", Codec: "bytes", Retention: in.Retention, Personal: in.Personal, Partitions: in.Partitions}
+	return StreamSpec{Name: in.Name + ".dlq", Codec: "bytes", Retention: in.Retention, Personal: in.Personal, Sealed: in.Sealed, Partitions: in.Partitions}
 }
 
 // Processor is a typed handle on a processor being declared.
@@ -163,6 +166,9 @@ func (p *Processor[S, In, Out]) Consume(in *Stream[In]) *Processor[S, In, Out] {
 	}
 	p.inputs = append(p.inputs, in)
 	p.spec.Inputs = append(p.spec.Inputs, in.spec)
+	if in.spec.Sealed && p.spec.Table != nil {
+		p.spec.Table.Sealed = true
+	}
 	return p
 }
 

@@ -13,13 +13,16 @@
 // returns no status is reported as an error with the reason, and never
 // stops the others. The built-in checks:
 //
-//	RedisTTL          redis_key_ttl          keys Aether writes without a TTL
-//	TLSEverywhere     encryption_in_transit  connections configured without TLS
-//	ModelApproved     model_approval         the served model's SHA-256 not in the manifest
-//	AuditTrail(Func)  audit_trail            a broken hash chain, or no record for maxAge
-//	AlertRules        alert_rules            required Prometheus alerts missing
-//	Drift             (caller's name)        declared items missing live, live items not declared
-//	DeletionReceipts  deletion_receipts      deletion requests with an incomplete receipt
+//	RedisTTL            redis_key_ttl          keys Aether writes without a TTL
+//	TLSEverywhere       encryption_in_transit  connections configured without TLS
+//	ModelApproved       model_approval         the served model's SHA-256 not in the manifest
+//	AuditTrail(Func)    audit_trail            a broken hash chain, or no record for maxAge
+//	AlertRules          alert_rules            required Prometheus alerts missing
+//	Drift               (caller's name)        declared items missing live, live items not declared
+//	DeletionReceipts    deletion_receipts      deletion requests with an incomplete receipt
+//	PersonalDataSealed  personal_data_sealed   a personal stream not sealed per user, no readable
+//	                                           master key, or a probe data key that still opens after
+//	                                           its destruction
 //
 // The criteria of a built-in check are a default; set Check.Criteria to
 // change them.

@@ -8,16 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aetherai/aether/internal/redistest"
+
 	"github.com/alicebob/miniredis/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 )
-
-// realRedisAddr is where CI and the development machines run redis-server.
-const realRedisAddr = "127.0.0.1:6379"
-
-const startRedis = `redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no`
 
 // need fails the test under CI (CI set) and skips it elsewhere, saying
 // what is missing and how to get it.
@@ -33,20 +30,7 @@ func need(tb testing.TB, what string, ok bool, how string) {
 	tb.Skip(msg + " (skipped: CI is not set)")
 }
 
-// realRedis connects to the redis-server at realRedisAddr.
-func realRedis(tb testing.TB) *redis.Client {
-	tb.Helper()
-	c := redis.NewClient(&redis.Options{Addr: realRedisAddr, ContextTimeoutEnabled: true, DialTimeout: time.Second})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	err := c.Ping(ctx).Err()
-	if err != nil {
-		_ = c.Close()
-	}
-	need(tb, "redis-server on "+realRedisAddr, err == nil, fmt.Sprintf("(%v) start it with: %s", err, startRedis))
-	tb.Cleanup(func() { _ = c.Close() })
-	return c
-}
+func realRedis(tb testing.TB) *redis.Client { return redistest.Real(tb) }
 
 // miniRedis starts a miniredis server and a client for it.
 func miniRedis(tb testing.TB) *redis.Client {

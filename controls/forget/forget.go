@@ -59,6 +59,10 @@ const (
 	// StatusExpires: the records cannot be deleted one by one; they are
 	// deleted by the store's retention by ExpiresBy.
 	StatusExpires = "expires_by_retention"
+	// StatusShredded: the records cannot be deleted one by one, but their
+	// values are sealed with the user's data key, which is destroyed: none
+	// is readable; they are deleted by the store's retention by ExpiresBy.
+	StatusShredded = "crypto_shredded"
 	// StatusPending: the deletion could not run now (the audit file is
 	// held by a running runner); Error says when it will.
 	StatusPending = "pending"
@@ -117,6 +121,9 @@ type TopicReceipt struct {
 	Topic string `json:"topic"`
 	// Records counts the user's records (control records excluded).
 	Records int64 `json:"records"`
+	// Readable counts those of them whose value the store's Open still
+	// opens after the deletion (sealed topics only; it must be 0).
+	Readable *int64 `json:"readable,omitempty"`
 	// Retention is the topic's retention.ms as a Go duration, or
 	// "unlimited".
 	Retention string `json:"retention,omitempty"`
@@ -133,6 +140,9 @@ type Request struct {
 	UserID string
 	// Subject is the user's pseudonym in the audit trail.
 	Subject string
+	// Key is the user's key in Kafka, tables and Redis: Subject when the
+	// stores know users by pseudonym (Config.KeyedBySubject), else UserID.
+	Key string
 	// ID names the request; Forget sets it.
 	ID string
 }
@@ -187,6 +197,10 @@ type Config struct {
 	Progress io.Writer
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// KeyedBySubject says the stores know users by their pseudonym (the
+	// runner's privacy section): Kafka keys, tables and Redis keys are
+	// the subject, not the user id.
+	KeyedBySubject bool
 }
 
 // Forgetter runs deletion requests, one at a time.
@@ -256,7 +270,10 @@ func (f *Forgetter) Forget(ctx context.Context, userID, subject string) (Receipt
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	started := f.cfg.Now().UTC()
-	req := &Request{UserID: userID, Subject: subject, ID: newID(started)}
+	req := &Request{UserID: userID, Subject: subject, Key: userID, ID: newID(started)}
+	if f.cfg.KeyedBySubject {
+		req.Key = subject
+	}
 	rc := Receipt{ID: req.ID, Subject: subject, Started: started, Actor: f.cfg.Actor, Expected: f.Stores()}
 	progress := func(format string, args ...any) {
 		if f.cfg.Progress != nil {

@@ -53,7 +53,7 @@ func (p *Processors) Find(ctx context.Context, req *Request) (Deletion, error) {
 	if p.Send == nil || p.Lookup == nil || p.Topic == "" {
 		return nil, errors.New("forget: feature store: Topic, Send and Lookup are required")
 	}
-	found, err := p.Lookup(req.UserID)
+	found, err := p.Lookup(req.Key)
 	if err != nil {
 		return nil, fmt.Errorf("looking the user up in the feature store: %w", err)
 	}
@@ -67,7 +67,7 @@ func (p *Processors) Find(ctx context.Context, req *Request) (Deletion, error) {
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		since := time.Now()
-		if err := p.Send(ctx, req.UserID); err != nil {
+		if err := p.Send(ctx, req.Key); err != nil {
 			sr.Status, sr.Error = StatusFailed, "sending the forget control record: "+err.Error()
 			return sr
 		}
@@ -78,7 +78,7 @@ func (p *Processors) Find(ctx context.Context, req *Request) (Deletion, error) {
 			// forgotten too before the next stores run. Not confirmed,
 			// the feature store below still decides.
 			wctx, wcancel := context.WithTimeout(ctx, timeout/2)
-			names, err := p.Wait(wctx, req.UserID, since)
+			names, err := p.Wait(wctx, req.Key, since)
 			wcancel()
 			if err != nil {
 				sr.Note += "; not confirmed by this instance's processors (another instance may own the user's partitions): " + err.Error()
@@ -95,7 +95,7 @@ func (p *Processors) Find(ctx context.Context, req *Request) (Deletion, error) {
 		defer t.Stop()
 		lastReport := time.Now()
 		for {
-			still, err := p.Lookup(req.UserID)
+			still, err := p.Lookup(req.Key)
 			if err == nil && !still {
 				break
 			}
@@ -144,7 +144,7 @@ func (r *Redis) Find(ctx context.Context, req *Request) (Deletion, error) {
 	if r.Client == nil || r.Keys == nil {
 		return nil, errors.New("forget: redis: Client and Keys are required")
 	}
-	keys := r.Keys(req.UserID)
+	keys := r.Keys(req.Key)
 	before, err := r.scan(ctx, keys)
 	if err != nil {
 		return nil, err
@@ -226,8 +226,10 @@ func globEscape(s string) string {
 // key at a time (streams, dead-letter topics): it counts the user's
 // records and states when they expire by the topic's retention.ms (the
 // newest record keyed by the user, control records included, plus the
-// retention). Crypto-shredding of personal fields (a per-user key that
-// deletion destroys) is a later step; the receipt's note says so.
+// retention). For sealed topics (Open set, after the DataKey store
+// destroyed the user's key) it also tries to open each of them, and the
+// store is crypto_shredded only if none opens; without Open the records
+// stay readable until they expire, and the receipt's note says so.
 type Retained struct {
 	// StoreName names the store ("topic:user_events_raw", "dead-letters").
 	StoreName string
@@ -241,9 +243,12 @@ type Retained struct {
 	Retention func(ctx context.Context, topic string) (time.Duration, error)
 	// Timeout bounds each scan (default one minute).
 	Timeout time.Duration
-	// Note replaces the receipt's default note (that the records stay
-	// readable until they expire, and crypto-shredding is a later step).
+	// Note replaces the receipt's default note.
 	Note string
+	// Open, for sealed topics, opens a record's value under the key's
+	// data key (keyring.Keyring.Open); it must fail once the key is
+	// destroyed.
+	Open func(ctx context.Context, key string, value []byte) ([]byte, error)
 }
 
 // Name is StoreName.
@@ -258,20 +263,31 @@ func (r *Retained) Find(ctx context.Context, req *Request) (Deletion, error) {
 	return func(ctx context.Context, progress func(string, ...any)) StoreReceipt {
 		sr := StoreReceipt{Status: StatusExpires,
 			Method: "Kafka cannot delete one key's records: the user's records are counted and expire by the topic's retention.ms",
-			Note:   cmp.Or(r.Note, "the records stay readable until they expire; crypto-shredding of their personal fields (a per-user key destroyed by deletion) is a later step")}
-		var total int64
+			Note:   cmp.Or(r.Note, "the records stay readable until they expire (the topics are not sealed: see privacy.masterKeyEnv)")}
+		if r.Open != nil {
+			sr.Status = StatusShredded
+			sr.Method = "the user's records are sealed with the user's data key, destroyed by this request: each is counted and tried, and none opens; they expire by the topic's retention.ms"
+			sr.Note = r.Note
+		}
+		var total, readable int64
 		var errs []string
 		for _, topic := range r.Topics {
-			tr := r.topic(ctx, topic, req.UserID)
+			tr := r.topic(ctx, topic, req.Key)
 			if tr.Error != "" {
 				errs = append(errs, topic+": "+tr.Error)
 			}
 			total += tr.Records
+			if tr.Readable != nil {
+				readable += *tr.Readable
+			}
 			if tr.ExpiresBy != nil && (sr.ExpiresBy == nil || tr.ExpiresBy.After(*sr.ExpiresBy)) {
 				sr.ExpiresBy = tr.ExpiresBy
 			}
 			sr.Topics = append(sr.Topics, tr)
 			progress("%s: %d records of the user, retention %s", topic, tr.Records, tr.Retention)
+		}
+		if readable > 0 {
+			errs = append(errs, fmt.Sprintf("%d records of the user still open", readable))
 		}
 		if len(errs) > 0 {
 			sr.Status, sr.Error = StatusFailed, strings.Join(errs, "; ")
@@ -309,12 +325,20 @@ func (r *Retained) topic(ctx context.Context, topic, key string) TopicReceipt {
 		return tr
 	}
 	var newest time.Time
+	if r.Open != nil {
+		tr.Readable = count(0)
+	}
 	for _, m := range msgs {
 		if string(m.Key) != key {
 			continue
 		}
 		if !processors.IsForget(m) {
 			tr.Records++
+			if r.Open != nil {
+				if _, err := r.Open(ctx, key, m.Value); err == nil {
+					*tr.Readable++
+				}
+			}
 		}
 		if m.Timestamp.After(newest) {
 			newest = m.Timestamp
@@ -443,4 +467,41 @@ func DeadLetterTopics(t *topology.Topology) []string {
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// DataKey is the user's data key (keyring.Keyring), which seals the
+// user's records in the sealed topics: deleting it makes them unreadable
+// (crypto-shredding). It runs before the feature store's control record,
+// so that records still in flight cannot be opened either.
+type DataKey struct {
+	// Destroy deletes the key's data key (keyring.Keyring.Destroy).
+	Destroy func(ctx context.Context, key string) (existed bool, err error)
+	// Where names the key's location for the receipt ("redis
+	// aether:keys:<pseudonym>").
+	Where string
+}
+
+// Name is "data-key".
+func (d *DataKey) Name() string { return "data-key" }
+
+// Find does nothing: Destroy says whether the key existed.
+func (d *DataKey) Find(ctx context.Context, req *Request) (Deletion, error) {
+	if d.Destroy == nil {
+		return nil, errors.New("forget: data key: Destroy is required")
+	}
+	return func(ctx context.Context, progress func(string, ...any)) StoreReceipt {
+		sr := StoreReceipt{Method: "the user's data key deleted (" + d.Where + "); every value sealed with it is unreadable"}
+		existed, err := d.Destroy(ctx, req.Key)
+		if err != nil {
+			sr.Status, sr.Error = StatusFailed, err.Error()
+			return sr
+		}
+		n := int64(0)
+		if existed {
+			n = 1
+		}
+		sr.Count, sr.Status = count(n), StatusDeleted
+		progress("data key destroyed: %v", existed)
+		return sr
+	}, nil
 }

@@ -185,6 +185,17 @@ func StateBytes(tableValue []byte) ([]byte, error) {
 	return e.state, nil
 }
 
+// StateOffset returns where the operator state begins in a table value:
+// what precedes it is the envelope's bookkeeping (offsets, event-id
+// hashes, timers), which the runtime leaves clear when it seals the state.
+func StateOffset(tableValue []byte) (int, error) {
+	var e envelope
+	if err := decodeEnvelope(tableValue, &e, nil); err != nil {
+		return 0, err
+	}
+	return len(tableValue) - len(e.state), nil
+}
+
 // Timers returns the earliest pending timer stored in a table value (zero
 // if none) and the watermark recorded with it, for rebuilding the timer
 // index after a restart.

@@ -3,8 +3,6 @@ package cache_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,55 +12,14 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
+	"github.com/aetherai/aether/internal/redistest"
 	"github.com/aetherai/aether/recommend"
 )
 
-// realRedisAddr is where CI and the development machines run redis-server.
-const realRedisAddr = "127.0.0.1:6379"
-
-const startRedis = `redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no`
-
-// realRedis connects to the redis-server at realRedisAddr. If it is not
-// reachable the test fails when CI is set and is skipped otherwise.
-func realRedis(tb testing.TB) *redis.Client {
-	tb.Helper()
-	c := redis.NewClient(&redis.Options{Addr: realRedisAddr, ContextTimeoutEnabled: true, DialTimeout: time.Second})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := c.Ping(ctx).Err(); err != nil {
-		_ = c.Close()
-		msg := fmt.Sprintf("redis-server must run on %s for this test (%v); start it with: %s", realRedisAddr, err, startRedis)
-		if os.Getenv("CI") != "" {
-			tb.Fatal(msg)
-		}
-		tb.Skip(msg)
-	}
-	tb.Cleanup(func() { _ = c.Close() })
-	return c
-}
-
-// uniquePrefix returns a key prefix no other test or process uses, free of
-// glob characters.
-func uniquePrefix(tb testing.TB) string {
-	name := strings.Map(func(r rune) rune {
-		if strings.ContainsRune(`*?[]\ `, r) {
-			return '_'
-		}
-		return r
-	}, tb.Name())
-	return fmt.Sprintf("aether:test:%s:%d:%d:", name, os.Getpid(), time.Now().UnixNano())
-}
-
-// scanKeys lists the keys under prefix with SCAN MATCH.
+func realRedis(tb testing.TB) *redis.Client { return redistest.Real(tb) }
+func uniquePrefix(tb testing.TB) string     { return redistest.UniquePrefix(tb) }
 func scanKeys(tb testing.TB, c redis.UniversalClient, prefix string) []string {
-	tb.Helper()
-	var keys []string
-	iter := c.Scan(context.Background(), 0, prefix+"*", 1000).Iterator()
-	for iter.Next(context.Background()) {
-		keys = append(keys, iter.Val())
-	}
-	require.NoError(tb, iter.Err())
-	return keys
+	return redistest.ScanKeys(tb, c, prefix)
 }
 
 // cleanupPrefix unlinks every key under prefix when the test ends, and

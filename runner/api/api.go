@@ -166,6 +166,13 @@ type Config struct {
 	// value): the raw user id never enters the trail. Empty means a random
 	// per-process key, so references match only within one process's run.
 	AuditSubjectKey []byte
+	// PseudonymousUsers makes the stores see users by pseudonym only: an
+	// ingested event's userId is replaced by the user's subject reference
+	// (SubjectRef under AuditSubjectKey, which must then be set), and the
+	// cache and feature store are read and written under it. Answers
+	// carry the user id of the request. With sealed streams this is what
+	// lets a deletion leave nothing in Kafka that names the user.
+	PseudonymousUsers bool
 }
 
 // Server is the API's http.Handler. It is safe for concurrent use.
@@ -187,8 +194,11 @@ type Server struct {
 	ready    func() bool
 	audit    audit.Sink
 	auditKey []byte
-	metrics  *metrics
-	handler  http.Handler
+	// pseudonymous: stores are keyed by storeKey(userID), the subject
+	// reference.
+	pseudonymous bool
+	metrics      *metrics
+	handler      http.Handler
 }
 
 // New validates cfg and returns the server, its metrics registered on
@@ -240,6 +250,13 @@ func New(cfg Config) (*Server, error) {
 		ready:    cfg.Ready,
 		audit:    cfg.Audit,
 		auditKey: bytes.Clone(cfg.AuditSubjectKey),
+
+		pseudonymous: cfg.PseudonymousUsers,
+	}
+	if s.pseudonymous && len(s.auditKey) == 0 {
+		// A random key would give a user another pseudonym after every
+		// restart, and every store would forget them.
+		errs = append(errs, errors.New("PseudonymousUsers needs AuditSubjectKey, the key of the pseudonyms"))
 	}
 	if len(s.auditKey) == 0 {
 		s.auditKey = newAuditKey()

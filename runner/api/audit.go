@@ -122,6 +122,15 @@ func isDenial(status int) bool {
 // trail; without the key a reference cannot be tied back to the user id.
 func (s *Server) subjectRef(userID string) string { return hmacHex(s.auditKey, userID) }
 
+// storeKey is the user's key in the event, feature and cache stores: the
+// subject reference with Config.PseudonymousUsers, else the id itself.
+func (s *Server) storeKey(userID string) string {
+	if s.pseudonymous {
+		return s.subjectRef(userID)
+	}
+	return userID
+}
+
 // hmacHex is the hex HMAC-SHA256 of v under key.
 func hmacHex(key []byte, v string) string {
 	m := hmac.New(sha256.New, key)

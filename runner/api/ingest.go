@@ -55,12 +55,14 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Personal data is pseudonymised before it leaves the API: the event
-	// store (Kafka) never sees a raw client address.
+	// store (Kafka) never sees a raw client address, nor, with
+	// PseudonymousUsers, a raw user id.
 	for i := range evs {
 		if err := s.clientIP.Apply(&evs[i]); err != nil {
 			s.reject(w, r, http.StatusBadRequest, reasonInvalidEvent, err.Error())
 			return
 		}
+		evs[i].UserID = s.storeKey(evs[i].UserID)
 	}
 	if err := s.events.Send(r.Context(), evs); err != nil {
 		ri := infoFrom(r.Context())

@@ -34,24 +34,27 @@ func (s *Server) getRecommendations(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	ri := infoFrom(ctx)
-	cached, hit, err := s.cache.Get(ctx, userID)
+	// The stores know the user by key; the answer names the user as asked.
+	key := s.storeKey(userID)
+	cached, hit, err := s.cache.Get(ctx, key)
 	switch {
 	case err != nil:
 		s.metrics.cacheErrors.WithLabelValues("get").Inc()
 		s.log.LogAttrs(ctx, slog.LevelWarn, "recommendation cache read failed; serving as a miss",
 			slog.String("request_id", ri.id), slog.String("error", err.Error()))
-	case hit && cached.UserID != userID:
+	case hit && cached.UserID != key:
 		// Never serve another user's answer, whatever the cache did.
 		s.log.LogAttrs(ctx, slog.LevelError, "recommendation cache returned an entry of another user; serving as a miss",
 			slog.String("request_id", ri.id))
 	case hit && len(cached.Items) >= k:
 		cached.Items = cached.Items[:k]
 		cached.Source = recommend.FromCache
+		cached.UserID = userID
 		s.answer(w, ri, cached)
 		return
 	}
 
-	rec, found, err := s.features.Get(userID)
+	rec, found, err := s.features.Get(key)
 	if err != nil {
 		s.unavailable(w, r, "feature store", err)
 		return
@@ -78,13 +81,15 @@ func (s *Server) getRecommendations(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	answer := recommend.Recommendations{
-		UserID:      userID,
+		UserID:      key,
 		Items:       firstK(out[0], k),
 		Model:       models[0],
 		Source:      recommend.FromInference,
 		GeneratedAt: s.now().UTC(),
 	}
-	if err := s.cache.Put(ctx, answer); err != nil {
+	err = s.cache.Put(ctx, answer)
+	answer.UserID = userID
+	if err != nil {
 		s.metrics.cacheErrors.WithLabelValues("put").Inc()
 		s.log.LogAttrs(ctx, slog.LevelWarn, "recommendation cache write failed",
 			slog.String("request_id", ri.id), slog.String("error", err.Error()))
@@ -107,13 +112,14 @@ func (s *Server) getFeatures(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	rec, found, err := s.features.Get(userID)
+	key := s.storeKey(userID)
+	rec, found, err := s.features.Get(key)
 	switch {
 	case err != nil:
 		s.unavailable(w, r, "feature store", err)
 	case !found:
 		s.reject(w, r, http.StatusNotFound, reasonNoFeatures, "no features for this user")
-	case rec.UserID != "" && rec.UserID != userID:
+	case rec.UserID != "" && rec.UserID != key:
 		s.log.LogAttrs(r.Context(), slog.LevelError, "feature store returned the record of another user",
 			slog.String("request_id", infoFrom(r.Context()).id))
 		s.reject(w, r, http.StatusInternalServerError, reasonInternal, "internal error")

@@ -22,7 +22,7 @@ func run(args ...string) (code int, stdout, stderr string) {
 func TestDescribeTheExampleFile(t *testing.T) {
 	code, out, stderr := run("describe", "-c", "../../examples/recommendations/aether.yaml")
 	require.Equal(t, 0, code, stderr)
-	require.Contains(t, out, "processor sessionizer\n  consumes user_events_raw [json<event.Event>, retention 7d, 8 partitions, personal: userId, clientIp]")
+	require.Contains(t, out, "processor sessionizer\n  consumes user_events_raw [json<event.Event>, retention 7d, 8 partitions, personal: userId, clientIp, sealed per subject]")
 	code, out, _ = run("describe", "-c", "../../examples/recommendations/aether.yaml", "--format", "mermaid")
 	require.Equal(t, 0, code)
 	require.Contains(t, out, "flowchart LR")

@@ -16,15 +16,18 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
 	"github.com/aetherai/aether/audit"
 	es "github.com/aetherai/aether/audit/elasticsearch"
 	"github.com/aetherai/aether/controls/acl"
 	"github.com/aetherai/aether/controls/evidence"
+	"github.com/aetherai/aether/keyring"
 	"github.com/aetherai/aether/model"
 	"github.com/aetherai/aether/model/approval"
 	"github.com/aetherai/aether/model/store"
+	"github.com/aetherai/aether/runner"
 	"github.com/aetherai/aether/runner/config"
 )
 
@@ -59,18 +62,20 @@ func evidenceCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "evidence -c FILE [-o report.html|report.json] [--period D]",
-		Short: "Evaluate the controls (TLS, Redis TTLs, model approval, audit trail, alert rules, deletion receipts) for auditors",
+		Short: "Evaluate the controls (TLS, Redis TTLs, model approval, audit trail, alert rules, deletion receipts, sealing) for auditors",
 		Long: `Compare what the configuration declares with what is live, control by
 control, each mapped to the SOC 2 criteria it serves:
 
   encryption_in_transit  TLS on Kafka, Redis, the HTTP API and the admin API (CC6.1, CC6.7)
-  redis_key_ttl          no key under redis.keyPrefix without a TTL (C1.2, P4.2)
+  redis_key_ttl          no key under redis.keyPrefix (or privacy.keyPrefix) without a TTL (C1.2, P4.2)
   model_approval         the configured model's SHA-256 is in model.manifest (CC8.1)
   audit_trail            audit.file verifies and its last record is recent (CC7.2)
   alert_rules            the alerts the controls rely on are defined (CC7.2)
   deletion_receipts      every deletion request has a complete receipt (P4.3, C1.2)
   acl_drift              the live Kafka ACLs are exactly those derived from the topology (CC6.1, CC6.3)
   topic_drift            the live topics have the declared partitions, retention and cleanup (C1.2, P4.2, PI1.5)
+  personal_data_sealed   every stream with personal fields is sealed per user, the master key is readable,
+                         and a probe data key destroyed in Redis makes its value unreadable (C1.2, P4.3)
 
 A control that cannot be built from the configuration is listed as not
 evaluated, with why. With -o FILE the report is written as a self-contained
@@ -257,18 +262,27 @@ func buildEvidenceChecks(ctx context.Context, cfg *config.Config, ef evidenceFla
 
 	checks = append(checks, evidence.TLSEverywhere(configEndpoints(cfg)))
 
+	var (
+		rdb    *redis.Client
+		rdbErr error
+	)
 	if cfg.Redis.Addr == "" {
 		skip("redis_key_ttl", "redis.addr is not set: no Redis to scan")
 	} else {
-		pattern := evidence.GlobEscape(cfg.Redis.KeyPrefix) + "*"
-		rdb, err := connectRedis(ctx, cfg.Redis)
-		c := evidence.RedisTTL(rdb, pattern)
-		if err != nil {
+		patterns := []string{evidence.GlobEscape(cfg.Redis.KeyPrefix) + "*"}
+		if cfg.Privacy.Sealing() && cfg.Redis.KeyPrefix != "" {
+			// The users' data keys expire too (an empty redis.keyPrefix
+			// scans every key already).
+			patterns = append(patterns, evidence.GlobEscape(cfg.Privacy.Prefix())+"*")
+		}
+		rdb, rdbErr = connectRedis(ctx, cfg.Redis)
+		c := evidence.RedisTTL(rdb, patterns...)
+		if rdbErr != nil {
 			// Still a control: unreachable Redis is an error in the report,
 			// not a missing line.
-			why := "cannot connect to Redis: " + err.Error()
+			why := "cannot connect to Redis: " + rdbErr.Error()
 			c.Run = func(context.Context) evidence.Result {
-				return evidence.Result{Status: evidence.StatusError, Declared: "every key matching " + pattern + " has a TTL",
+				return evidence.Result{Status: evidence.StatusError, Declared: "every key matching " + strings.Join(patterns, ", ") + " has a TTL",
 					Live: "unknown", Why: why}
 			}
 		} else {
@@ -276,6 +290,7 @@ func buildEvidenceChecks(ctx context.Context, cfg *config.Config, ef evidenceFla
 		}
 		checks = append(checks, c)
 	}
+	checks = append(checks, personalDataSealed(cfg, rdb, rdbErr))
 
 	if cfg.Model.Manifest == "" {
 		skip("model_approval", "model.manifest is not set: no approved-models manifest to check the model against (model.sha256 pins it instead)")
@@ -330,6 +345,36 @@ func buildEvidenceChecks(ctx context.Context, cfg *config.Config, ef evidenceFla
 		return missing, nil, err
 	}))
 	return checks, skipped, closeAll
+}
+
+// personalDataSealed is the crypto-shredding control on cfg's topology:
+// its probe builds the keyring runner run builds (runner.NewKeyring) on rdb,
+// the Redis connection of the other controls (rdbErr when it failed).
+func personalDataSealed(cfg *config.Config, rdb *redis.Client, rdbErr error) evidence.Check {
+	pl, err := declareAll(cfg)
+	s := evidence.Sealing{MasterKeyEnv: cfg.Privacy.MasterKeyEnv, Prefix: cfg.Privacy.Prefix(),
+		MasterKey: func() error { _, err := cfg.Privacy.MasterKey(); return err },
+		Keyring: func(context.Context) (*keyring.Keyring, error) {
+			switch {
+			case rdbErr != nil:
+				return nil, fmt.Errorf("cannot connect to Redis: %w", rdbErr)
+			case rdb == nil:
+				return nil, errors.New("redis.addr is not set: no Redis holds the data keys")
+			}
+			return runner.NewKeyring(cfg, rdb, pl.Topology, nil)
+		}}
+	if err != nil {
+		// Still a control: the topology's error is in the report.
+		c := evidence.PersonalDataSealed(s)
+		why := "the topology cannot be declared: " + err.Error()
+		c.Run = func(context.Context) evidence.Result {
+			return evidence.Result{Status: evidence.StatusError, Declared: "every stream with personal fields is sealed per user",
+				Live: "unknown", Why: why}
+		}
+		return c
+	}
+	s.Streams = pl.Topology.Streams()
+	return evidence.PersonalDataSealed(s)
 }
 
 // configEndpoints lists the connections the configuration declares and

@@ -44,6 +44,9 @@ type evidenceSetup struct {
 	kafka                   sarama.ClusterAdmin
 }
 
+// evidenceMasterKeyEnv holds the master key of the evidence setup.
+const evidenceMasterKeyEnv = "AETHER_TEST_MASTER_KEY"
+
 func newEvidenceSetup(t *testing.T) evidenceSetup {
 	t.Helper()
 	dir := t.TempDir()
@@ -92,6 +95,10 @@ func newEvidenceSetup(t *testing.T) evidenceSetup {
 	require.NoError(t, os.WriteFile(filepath.Join(receipts, "del-1.json"),
 		[]byte(`{"id":"del-1","subject":"u-9f1c","time":"2026-11-27T05:00:00Z","stores":[{"name":"redis","count":1}]}`), 0o600))
 
+	// Crypto-shredding on: the data keys live in the same miniredis.
+	t.Setenv("AETHER_TEST_SUBJECT_KEY", strings.Repeat("s", 32))
+	t.Setenv(evidenceMasterKeyEnv, strings.Repeat("m", 32))
+
 	cfg := filepath.Join(dir, "aether.yaml")
 	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`pipeline: recommendations
 kafka:
@@ -111,7 +118,11 @@ http:
   admin: {listen: off}
 audit:
   file: %[7]q
-`, ca.CertFile, mr.Addr(), modelDir, manifest, srv.CertFile, srv.KeyFile, trail, b.Addrs()[0])), 0o600))
+forget:
+  subjectKeyEnv: AETHER_TEST_SUBJECT_KEY
+privacy:
+  masterKeyEnv: %[9]s
+`, ca.CertFile, mr.Addr(), modelDir, manifest, srv.CertFile, srv.KeyFile, trail, b.Addrs()[0], evidenceMasterKeyEnv)), 0o600))
 	// The topics and ACLs the topology declares, applied.
 	for _, cmd := range []string{"topics", "acls"} {
 		code, _, stderr := run(cmd, "-c", cfg, "--apply")
@@ -144,21 +155,29 @@ func TestEvidenceCommand(t *testing.T) {
 
 	code, stdout, stderr := run(s.args("-o", out)...)
 	require.Equal(t, 0, code, stderr)
-	require.Regexp(t, `^\S+Z `+out+`: 8 controls: 8 pass, 0 fail, 0 error; 0 not evaluated\n$`, stdout)
+	require.Regexp(t, `^\S+Z `+out+`: 9 controls: 9 pass, 0 fail, 0 error; 0 not evaluated\n$`, stdout)
 	rep, byID := readReport(t, out)
 	require.True(t, rep.OK(), "%+v", rep)
-	for _, id := range []string{"encryption_in_transit", "redis_key_ttl", "model_approval", "audit_trail", "alert_rules", "deletion_receipts", "acl_drift", "topic_drift"} {
+	for _, id := range []string{"encryption_in_transit", "redis_key_ttl", "model_approval", "audit_trail", "alert_rules", "deletion_receipts", "acl_drift", "topic_drift", "personal_data_sealed"} {
 		require.Equal(t, evidence.StatusPass, byID[id].Status, "%s: %s", id, byID[id].Why)
 	}
 	require.True(t, strings.HasPrefix(byID["model_approval"].Why, "approved by alice under ticket CHG-7 at "), byID["model_approval"].Why)
 	require.Regexp(t, `^sha256:[0-9a-f]{64}$`, rep.ConfigDigest)
 	require.Empty(t, rep.NotEvaluated)
+	sealed := byID["personal_data_sealed"]
+	require.Equal(t, []string{"C1.2", "P4.3"}, sealed.Criteria)
+	require.Contains(t, sealed.Declared, "user_events_raw")
+	require.Contains(t, sealed.Declared, "user_events_raw.dlq")
+	require.Contains(t, sealed.Declared, "under aether:keys:")
+	require.Contains(t, sealed.Live, "no longer opens")
+	require.Empty(t, s.redis.Keys(), "the probe leaves no data key behind")
+	require.Contains(t, byID["redis_key_ttl"].Declared, `aether:keys:*`)
 
 	// A key written without a TTL turns the Redis control red: exit 1.
 	require.NoError(t, s.redis.Set("aether:recs:user_42", "{}"))
 	code, _, stderr = run(s.args("-o", out)...)
 	require.Equal(t, 1, code)
-	require.Equal(t, "runner: evidence: 1 of 8 controls do not pass (1 fail, 0 error)\n", stderr)
+	require.Equal(t, "runner: evidence: 1 of 9 controls do not pass (1 fail, 0 error)\n", stderr)
 	_, byID = readReport(t, out)
 	require.Equal(t, evidence.StatusFail, byID["redis_key_ttl"].Status)
 	require.Regexp(t, `^aether:recs:<sha256 [0-9a-f]{12}>$`, byID["redis_key_ttl"].Details[0])
@@ -169,7 +188,7 @@ func TestEvidenceCommand(t *testing.T) {
 	require.Regexp(t, `(?m)^FAIL\s+redis_key_ttl\s+1 key with no TTL`, stdout)
 	require.Regexp(t, `(?m)^PASS\s+encryption_in_transit\s+every connection in use is configured with TLS$`, stdout)
 	require.Regexp(t, `(?m)^PASS\s+acl_drift\s+`, stdout)
-	require.Contains(t, stdout, "8 controls: 7 pass, 1 fail, 0 error; 0 not evaluated\n")
+	require.Contains(t, stdout, "9 controls: 8 pass, 1 fail, 0 error; 0 not evaluated\n")
 
 	// EXPIRE: green again; the HTML page this time.
 	s.redis.SetTTL("aether:recs:user_42", time.Hour)
@@ -207,7 +226,51 @@ func TestEvidenceCommandPlainTextAndUnreachable(t *testing.T) {
 	// Plain text to a TLS-only broker: the drift cannot be read.
 	require.Equal(t, evidence.StatusError, byID["acl_drift"].Status)
 	require.Equal(t, evidence.StatusError, byID["topic_drift"].Status)
-	require.Equal(t, 3, rep.Summary.Error)
+	require.Equal(t, evidence.StatusError, byID["personal_data_sealed"].Status)
+	require.Contains(t, byID["personal_data_sealed"].Why, "cannot connect to Redis: redis://127.0.0.1:1")
+	require.Equal(t, 4, rep.Summary.Error)
+}
+
+// personal_data_sealed fails, saying why, when the master key is too
+// short (never showing it) and when sealing is off.
+func TestEvidencePersonalDataSealedFails(t *testing.T) {
+	s := newEvidenceSetup(t)
+	out := filepath.Join(t.TempDir(), "report.json")
+
+	short := "short-master-key-0123456789"
+	t.Setenv(evidenceMasterKeyEnv, short)
+	code, _, _ := run(s.args("-o", out)...)
+	require.Equal(t, 1, code)
+	rep, byID := readReport(t, out)
+	c := byID["personal_data_sealed"]
+	require.Equal(t, evidence.StatusFail, c.Status, c.Why)
+	require.Contains(t, c.Why, "the master key is not readable: ")
+	require.Contains(t, c.Why, evidenceMasterKeyEnv+" must hold a key of at least 32 bytes")
+	b, err := os.ReadFile(out)
+	require.NoError(t, err)
+	require.NotContains(t, string(b), short)
+	require.Equal(t, 1, rep.Summary.Fail)
+	require.Empty(t, s.redis.Keys())
+
+	// Sealing off.
+	b, err = os.ReadFile(s.config)
+	require.NoError(t, err)
+	var kept []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "privacy:") || strings.Contains(l, "masterKeyEnv:") {
+			continue
+		}
+		kept = append(kept, l)
+	}
+	require.NoError(t, os.WriteFile(s.config, []byte(strings.Join(kept, "\n")), 0o600))
+	code, _, _ = run(s.args("-o", out)...)
+	require.Equal(t, 1, code)
+	_, byID = readReport(t, out)
+	c = byID["personal_data_sealed"]
+	require.Equal(t, evidence.StatusFail, c.Status, c.Why)
+	require.Contains(t, c.Why, "sealing is off: privacy.masterKeyEnv is not set")
+	require.Equal(t, "sealing is off: no data key probed", c.Live)
+	require.Equal(t, evidence.StatusPass, byID["redis_key_ttl"].Status)
 }
 
 func TestEvidenceCommandUsage(t *testing.T) {

@@ -159,6 +159,9 @@ func forgetUser(ctx context.Context, progress io.Writer, cfg *config.Config, use
 			return forget.Receipt{}, err
 		}
 		fp.Redis, fp.Keys = rdb, c.Keys
+		if fp.DataKeys, err = runner.NewKeyring(cfg, rdb, pl.Topology, nil); err != nil {
+			return forget.Receipt{}, err
+		}
 	}
 	// The file trail: held by a running runner, it cannot be redacted or
 	// appended to from here (reported pending); otherwise this process
@@ -180,7 +183,8 @@ func forgetUser(ctx context.Context, progress io.Writer, cfg *config.Config, use
 	if err != nil {
 		return forget.Receipt{}, err
 	}
-	fg, err := forget.New(forget.Config{Stores: stores, ReceiptsDir: cfg.ReceiptsDir(), Audit: trail, Actor: "cli", Progress: progress})
+	fg, err := forget.New(forget.Config{Stores: stores, ReceiptsDir: cfg.ReceiptsDir(), Audit: trail, Actor: "cli", Progress: progress,
+		KeyedBySubject: cfg.Privacy.Sealing()})
 	if err != nil {
 		return forget.Receipt{}, err
 	}

@@ -36,6 +36,7 @@ type Config struct {
 	Audit    AuditConf   `yaml:"audit"`
 	Evidence Evidence    `yaml:"evidence"`
 	Forget   ForgetConf  `yaml:"forget"`
+	Privacy  Privacy     `yaml:"privacy"`
 }
 
 // Kafka says where the brokers are and how each part of the pipeline
@@ -497,6 +498,7 @@ func (c *Config) Validate() error {
 	}
 	c.HTTP.validate(bad)
 	c.Evidence.validate(bad)
+	c.validatePrivacy(bad)
 	if c.Sessions.Gap <= 0 {
 		bad("sessions.gap", "must be positive")
 	}

@@ -1,9 +1,9 @@
 // Package pipeline declares Aether's reference recommendation pipeline on
 // the public API:
 //
-//	user_events_raw (7 days, personal: userId, clientIp)
+//	user_events_raw (7 days, personal: userId, clientIp, sealed per user)
 //	  -> sessionizer: sessionize -> features, table = online feature store
-//	  -> user_features_processed (30 days)
+//	  -> user_features_processed (30 days, sealed per user)
 //	  -> recommender: score with the model -> Redis cache (with a TTL)
 //
 // The demo, the tests and the benchmarks build it from here.
@@ -67,14 +67,14 @@ func New(cfg Config) *Pipeline {
 	cfg.Features = cmp.Or(cfg.Features, Features)
 	t := topology.New("recommendations")
 	raw := topology.NewStream(cfg.RawEvents, codec.JSON[event.Event](),
-		topology.Retention(7*24*time.Hour), topology.Personal("userId", "clientIp"), topology.Partitions(cfg.Partitions)).
+		topology.Retention(7*24*time.Hour), topology.Personal("userId", "clientIp"), topology.Sealed(), topology.Partitions(cfg.Partitions)).
 		EventTime(func(e event.Event) time.Time { return e.Timestamp }).
 		EventID(func(e event.Event) string { return e.EventID }).
 		Validate(func(e event.Event) error { return e.Validate() })
 	// Binary, not JSON: a feature record of 20 items is ~400 bytes instead of
 	// ~2 kB, and encodes ten times faster (see DESIGN.md).
 	feats := topology.NewStream(cfg.Features, features.RecordCodec(),
-		topology.Retention(30*24*time.Hour), topology.Personal("userId"), topology.Partitions(cfg.Partitions))
+		topology.Retention(30*24*time.Hour), topology.Personal("userId"), topology.Sealed(), topology.Partitions(cfg.Partitions))
 	t.Source(raw)
 
 	var sopts []sessionize.Option

@@ -1,0 +1,465 @@
+// Package keyring crypto-shreds the records of the stream pipeline.
+//
+// Kafka cannot delete single records, so the values of records about a user
+// (the subject, named by a pseudonym) are sealed with a per-subject data key.
+// Deleting the user destroys that key, and every record sealed with it
+// becomes unreadable wherever it is stored. Data keys live in Redis, wrapped
+// by a key-encryption key derived from a master key the process gets from
+// its environment, so a copy of Redis alone does not open any record.
+//
+// A sealed value is
+//
+//	"AEK1" | keyID (8) | nonce (12) | AES-256-GCM(data key, plain, AAD = subject)
+//
+// and the Redis value at Prefix+subject is
+//
+//	keyID (8) | nonce (12) | AES-256-GCM(KEK, data key, AAD = Prefix+subject+keyID)
+//
+// The keyID ties a value to one generation of the subject's key: after a
+// Destroy and a new Seal the subject has a new key, and values sealed before
+// the Destroy stay unreadable.
+package keyring
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+)
+
+const (
+	// DefaultPrefix is the Redis key prefix used when Options.Prefix is empty.
+	DefaultPrefix = "aether:keys:"
+	// DefaultCacheTTL is used when Options.CacheTTL is zero. It bounds how
+	// long a process can still use a key another process destroyed.
+	DefaultCacheTTL = 30 * time.Second
+	// DefaultCacheSize is used when Options.CacheSize is zero.
+	DefaultCacheSize = 100_000
+	// MinMasterKeyBytes is the shortest master key New accepts: 256 bits,
+	// the strength of the AES-256 keys derived from it.
+	MinMasterKeyBytes = 32
+)
+
+var (
+	// ErrNotSealed means the value has no magic prefix or is too short to
+	// be a sealed value; it was probably written before sealing was on.
+	ErrNotSealed = errors.New("keyring: value is not sealed")
+	// ErrDestroyed means the subject has no data key in Redis, or the value
+	// was sealed with a key that has since been destroyed. It is permanent:
+	// callers should treat the record as deleted, not retry.
+	ErrDestroyed = errors.New("keyring: the subject's data key is destroyed")
+	// ErrTampered means a sealed value, or a wrapped key in Redis, fails
+	// authentication: it was altered, belongs to another subject, or the
+	// master key is not the one the key was wrapped with.
+	ErrTampered = errors.New("keyring: sealed value fails authentication")
+)
+
+// errWrongMaster is ErrTampered for a stored key the KEK does not open; its
+// own text points the operator at the master key rather than at the data.
+var errWrongMaster = fmt.Errorf("%w: the master key does not open the stored key", ErrTampered)
+
+var errNoSubject = errors.New("keyring: subject is empty")
+
+const (
+	magic     = "AEK1"
+	keyIDLen  = 8
+	nonceLen  = 12
+	tagLen    = 16
+	dekLen    = 32
+	headerLen = len(magic) + keyIDLen + nonceLen
+	// overhead is what Seal adds to the plaintext.
+	overhead = headerLen + tagLen
+	// wrappedLen is the length of a Redis value.
+	wrappedLen = keyIDLen + nonceLen + dekLen + tagLen
+	kekInfo    = "aether keyring v1"
+)
+
+// Options configures a Keyring.
+type Options struct {
+	// Redis stores the wrapped data keys. Required.
+	Redis redis.UniversalClient
+	// MasterKey is at least MinMasterKeyBytes long. Required. The
+	// key-encryption key is derived from it with HKDF-SHA256; the Keyring
+	// keeps only the derived key.
+	MasterKey []byte
+	// Prefix is prepended to the subject to form its Redis key. Default
+	// DefaultPrefix.
+	Prefix string
+	// TTL is how long a data key lives in Redis after its last use; every
+	// read refreshes it. Required, at least a millisecond (the finest
+	// expiry Redis has). Set it longer than the retention of every topic
+	// sealed with the keys, so a key outlives its records, and every key
+	// written still expires.
+	TTL time.Duration
+	// CacheTTL is how long an unwrapped key stays in process memory, and so
+	// how long this process can still use a key another process destroyed.
+	// Default DefaultCacheTTL.
+	CacheTTL time.Duration
+	// CacheSize caps the cached keys. When full, expired entries are
+	// dropped first, then arbitrary ones. Default DefaultCacheSize.
+	CacheSize int
+	// Registerer, if set, registers the keyring's metrics.
+	Registerer prometheus.Registerer
+}
+
+// Keyring seals and opens values with per-subject data keys. It is safe for
+// concurrent use.
+type Keyring struct {
+	rdb    redis.UniversalClient
+	kek    cipher.AEAD
+	prefix string
+	ttl    time.Duration
+	cache  *keyCache
+	m      metrics
+}
+
+// New validates o and returns a Keyring.
+func New(o Options) (*Keyring, error) {
+	switch {
+	case o.Redis == nil:
+		return nil, errors.New("keyring: Redis is required")
+	case len(o.MasterKey) < MinMasterKeyBytes:
+		return nil, fmt.Errorf("keyring: MasterKey is %d bytes, at least %d are required", len(o.MasterKey), MinMasterKeyBytes)
+	case o.TTL < time.Millisecond:
+		return nil, fmt.Errorf("keyring: TTL is %v, at least 1ms is required", o.TTL)
+	case o.CacheTTL < 0:
+		return nil, fmt.Errorf("keyring: CacheTTL is %v, it must not be negative", o.CacheTTL)
+	case o.CacheSize < 0:
+		return nil, fmt.Errorf("keyring: CacheSize is %d, it must not be negative", o.CacheSize)
+	}
+	if o.Prefix == "" {
+		o.Prefix = DefaultPrefix
+	}
+	if o.CacheTTL == 0 {
+		o.CacheTTL = DefaultCacheTTL
+	}
+	if o.CacheSize == 0 {
+		o.CacheSize = DefaultCacheSize
+	}
+	kekBytes, err := hkdf.Key(sha256.New, o.MasterKey, nil, kekInfo, 32)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: derive key-encryption key: %w", err)
+	}
+	kek, err := newGCM(kekBytes)
+	clear(kekBytes)
+	if err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(o.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	return &Keyring{
+		rdb:    o.Redis,
+		kek:    kek,
+		prefix: o.Prefix,
+		ttl:    o.TTL,
+		cache:  newKeyCache(o.CacheSize, o.CacheTTL),
+		m:      m,
+	}, nil
+}
+
+// Prefix returns the Redis key prefix, so deletion tooling can find the keys.
+func (k *Keyring) Prefix() string { return k.prefix }
+
+// IsSealed reports whether b has the magic prefix and the minimum length of
+// a sealed value. It does not authenticate b.
+func IsSealed(b []byte) bool {
+	return len(b) >= overhead && string(b[:len(magic)]) == magic
+}
+
+// Seal encrypts plain under the subject's data key, creating the key if the
+// subject has none. The result is bound to subject: it opens only under the
+// same subject.
+func (k *Keyring) Seal(ctx context.Context, subject string, plain []byte) ([]byte, error) {
+	out, err := k.seal(ctx, subject, plain)
+	k.m.count(&k.m.seal, err)
+	return out, err
+}
+
+func (k *Keyring) seal(ctx context.Context, subject string, plain []byte) ([]byte, error) {
+	if subject == "" {
+		return nil, errNoSubject
+	}
+	e, err := k.keyForSeal(ctx, subject)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, headerLen, overhead+len(plain))
+	copy(out, magic)
+	copy(out[len(magic):], e.keyID[:])
+	nonce := out[len(magic)+keyIDLen : headerLen]
+	_, _ = rand.Read(nonce) // never fails (crypto/rand crashes the program instead)
+	return e.aead.Seal(out, nonce, plain, e.aad), nil
+}
+
+// Open decrypts a value Seal returned for subject. It returns ErrNotSealed
+// for values without the sealed format, ErrDestroyed if the key it was
+// sealed with is gone, and ErrTampered if it fails authentication. Other
+// errors come from Redis and may be transient.
+func (k *Keyring) Open(ctx context.Context, subject string, sealed []byte) ([]byte, error) {
+	out, err := k.open(ctx, subject, sealed)
+	k.m.count(&k.m.open, err)
+	return out, err
+}
+
+func (k *Keyring) open(ctx context.Context, subject string, sealed []byte) ([]byte, error) {
+	if subject == "" {
+		return nil, errNoSubject
+	}
+	if !IsSealed(sealed) {
+		return nil, ErrNotSealed
+	}
+	id := sealed[len(magic) : len(magic)+keyIDLen]
+	e, ok := k.cache.get(subject)
+	ok = ok && string(e.keyID[:]) == string(id)
+	k.m.lookup(ok)
+	if !ok {
+		// A cached key of another generation may be stale (another
+		// process destroyed and recreated it), so ask Redis.
+		var err error
+		e, err = k.load(ctx, subject)
+		if err != nil {
+			return nil, err
+		}
+		if e == nil || string(e.keyID[:]) != string(id) {
+			return nil, ErrDestroyed
+		}
+	}
+	nonce := sealed[len(magic)+keyIDLen : headerLen]
+	ct := sealed[headerLen:]
+	plain, err := e.aead.Open(make([]byte, 0, len(ct)-tagLen), nonce, ct, e.aad)
+	if err != nil {
+		return nil, ErrTampered
+	}
+	return plain, nil
+}
+
+// Destroy deletes the subject's data key from Redis and from this process's
+// cache, making every value sealed with it unreadable. Other processes may
+// still use their cached copy for up to CacheTTL; tell them with Forget.
+// existed reports whether Redis held a key.
+func (k *Keyring) Destroy(ctx context.Context, subject string) (existed bool, err error) {
+	existed, err = k.destroy(ctx, subject)
+	k.m.count(&k.m.destroy, err)
+	return existed, err
+}
+
+func (k *Keyring) destroy(ctx context.Context, subject string) (bool, error) {
+	if subject == "" {
+		return false, errNoSubject
+	}
+	n, err := k.rdb.Del(ctx, k.prefix+subject).Result()
+	// Forget even on error: the DEL may have happened.
+	k.cache.forget(subject)
+	if err != nil {
+		return false, fmt.Errorf("keyring: delete key: %w", err)
+	}
+	return n > 0, nil
+}
+
+// Forget drops the subject's key from this process's cache only, so the
+// next use reads Redis; a running process calls it on learning of a
+// deletion made elsewhere.
+func (k *Keyring) Forget(subject string) { k.cache.forget(subject) }
+
+// keyForSeal returns the subject's key, creating it in Redis if absent.
+func (k *Keyring) keyForSeal(ctx context.Context, subject string) (*entry, error) {
+	if e, ok := k.cache.get(subject); ok {
+		k.m.lookup(true)
+		return e, nil
+	}
+	k.m.lookup(false)
+	// A concurrent Destroy can delete the winner's key between a lost SET
+	// NX and the read that follows; a few rounds settle that.
+	for range 3 {
+		e, err := k.load(ctx, subject)
+		if err != nil || e != nil {
+			return e, err
+		}
+		if e, err = k.create(ctx, subject); err != nil || e != nil {
+			return e, err
+		}
+	}
+	return nil, errors.New("keyring: the subject's key was destroyed while it was created, repeatedly")
+}
+
+// load reads and unwraps the subject's key, refreshing its TTL, and caches
+// it. It returns nil, nil if Redis has no key.
+func (k *Keyring) load(ctx context.Context, subject string) (*entry, error) {
+	key := k.prefix + subject
+	v, err := k.rdb.GetEx(ctx, key, k.ttl).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("keyring: read key: %w", err)
+	}
+	e, err := k.unwrap(key, subject, v)
+	if err != nil {
+		return nil, err
+	}
+	k.cache.put(subject, e)
+	return e, nil
+}
+
+// create makes a key and stores it with SET NX. It returns nil, nil if
+// another writer won the race, so the caller reads the winner's key.
+func (k *Keyring) create(ctx context.Context, subject string) (*entry, error) {
+	key := k.prefix + subject
+	var dek [dekLen]byte
+	defer clear(dek[:])
+	_, _ = rand.Read(dek[:])
+	wrapped := make([]byte, keyIDLen+nonceLen, wrappedLen)
+	_, _ = rand.Read(wrapped)
+	keyID, nonce := wrapped[:keyIDLen], wrapped[keyIDLen:]
+	wrapped = k.kek.Seal(wrapped, nonce, dek[:], wrapAAD(key, keyID))
+	ok, err := k.rdb.SetNX(ctx, key, wrapped, k.ttl).Result()
+	if err != nil {
+		return nil, fmt.Errorf("keyring: store key: %w", err)
+	}
+	if !ok {
+		return nil, nil
+	}
+	e, err := newEntry(subject, keyID, dek[:])
+	if err != nil {
+		return nil, err
+	}
+	k.cache.put(subject, e)
+	return e, nil
+}
+
+// unwrap decrypts a Redis value into a cache entry.
+func (k *Keyring) unwrap(key, subject string, v []byte) (*entry, error) {
+	if len(v) != wrappedLen {
+		return nil, fmt.Errorf("%w: the stored key has %d bytes, want %d", ErrTampered, len(v), wrappedLen)
+	}
+	keyID, nonce := v[:keyIDLen], v[keyIDLen:keyIDLen+nonceLen]
+	dek, err := k.kek.Open(nil, nonce, v[keyIDLen+nonceLen:], wrapAAD(key, keyID))
+	if err != nil {
+		return nil, errWrongMaster
+	}
+	defer clear(dek)
+	return newEntry(subject, keyID, dek)
+}
+
+// wrapAAD binds a wrapped key to its Redis key and generation, so a wrapped
+// key copied to another subject or keyID does not unwrap.
+func wrapAAD(key string, keyID []byte) []byte {
+	aad := make([]byte, 0, len(key)+len(keyID))
+	return append(append(aad, key...), keyID...)
+}
+
+func newEntry(subject string, keyID, dek []byte) (*entry, error) {
+	aead, err := newGCM(dek)
+	if err != nil {
+		return nil, err
+	}
+	e := &entry{aead: aead, aad: []byte(subject)}
+	copy(e.keyID[:], keyID)
+	return e, nil
+}
+
+func newGCM(key []byte) (cipher.AEAD, error) {
+	b, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: aes: %w", err)
+	}
+	g, err := cipher.NewGCM(b)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: gcm: %w", err)
+	}
+	return g, nil
+}
+
+// metrics holds the label children used on the hot path, resolved once.
+type metrics struct {
+	seal, open, destroy outcomes
+	hit, miss           prometheus.Counter
+}
+
+type outcomes struct {
+	ok, destroyed, tampered, notSealed, err prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) (metrics, error) {
+	ops := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "aether_keyring_operations_total",
+		Help: "Keyring operations by op (seal, open, destroy) and outcome (ok, destroyed, tampered, not_sealed, error).",
+	}, []string{"op", "outcome"})
+	lookups := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "aether_keyring_cache_lookups_total",
+		Help: "Lookups of unwrapped data keys in the process cache, by result (hit, miss).",
+	}, []string{"result"})
+	if reg != nil {
+		var err error
+		// Several keyrings may share a registry; they then share counters.
+		if ops, err = register(reg, ops); err != nil {
+			return metrics{}, err
+		}
+		if lookups, err = register(reg, lookups); err != nil {
+			return metrics{}, err
+		}
+	}
+	of := func(op string) outcomes {
+		return outcomes{
+			ok:        ops.WithLabelValues(op, "ok"),
+			destroyed: ops.WithLabelValues(op, "destroyed"),
+			tampered:  ops.WithLabelValues(op, "tampered"),
+			notSealed: ops.WithLabelValues(op, "not_sealed"),
+			err:       ops.WithLabelValues(op, "error"),
+		}
+	}
+	return metrics{
+		seal:    of("seal"),
+		open:    of("open"),
+		destroy: of("destroy"),
+		hit:     lookups.WithLabelValues("hit"),
+		miss:    lookups.WithLabelValues("miss"),
+	}, nil
+}
+
+func register(reg prometheus.Registerer, c *prometheus.CounterVec) (*prometheus.CounterVec, error) {
+	err := reg.Register(c)
+	if err == nil {
+		return c, nil
+	}
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
+			return existing, nil
+		}
+	}
+	return nil, fmt.Errorf("keyring: register metrics: %w", err)
+}
+
+func (m *metrics) count(o *outcomes, err error) {
+	switch {
+	case err == nil:
+		o.ok.Inc()
+	case errors.Is(err, ErrDestroyed):
+		o.destroyed.Inc()
+	case errors.Is(err, ErrTampered):
+		o.tampered.Inc()
+	case errors.Is(err, ErrNotSealed):
+		o.notSealed.Inc()
+	default:
+		o.err.Inc()
+	}
+}
+
+func (m *metrics) lookup(hit bool) {
+	if hit {
+		m.hit.Inc()
+	} else {
+		m.miss.Inc()
+	}
+}

@@ -1,0 +1,12 @@
+package keyring
+
+import "errors"
+
+// Retryable reports whether err, from Seal or Open, may pass on a retry:
+// Redis unreachable or slow. A value that is not sealed, fails
+// authentication, or whose key is destroyed never opens, however often it
+// is tried.
+func (k *Keyring) Retryable(err error) bool {
+	return err != nil && !errors.Is(err, ErrNotSealed) && !errors.Is(err, ErrTampered) &&
+		!errors.Is(err, ErrDestroyed) && !errors.Is(err, errNoSubject)
+}

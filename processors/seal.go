@@ -1,0 +1,190 @@
+package processors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/lovoo/goka"
+
+	"github.com/aetherai/aether/internal/engine"
+	"github.com/aetherai/aether/topology"
+)
+
+// Sealer seals and opens the values of sealed streams (topology.Sealed)
+// with the key of each record's data subject, the record key. Deleting a
+// subject's key makes every record sealed with it unreadable, which is how
+// a user is erased from topics that cannot delete single records
+// (crypto-shredding). keyring.Keyring implements it.
+type Sealer interface {
+	Seal(ctx context.Context, subject string, plain []byte) ([]byte, error)
+	Open(ctx context.Context, subject string, sealed []byte) ([]byte, error)
+	// Forget drops any copy of subject's key held in memory; processors
+	// call it when they handle the subject's forget control record.
+	Forget(subject string)
+	// Retryable reports whether an error of Seal or Open may pass on a
+	// retry (the key store unreachable), as opposed to a value that can
+	// never be opened (not sealed, tampered, or its key destroyed).
+	Retryable(err error) bool
+}
+
+// Seal makes the runtime open the values of sealed input streams before
+// decoding them and seal the values it emits to sealed streams. A sealed
+// record that cannot be opened is dead-lettered with stage "open" and its
+// bytes as they were; a record whose output cannot be sealed, with stage
+// "seal", and nothing of it is applied. Key-store errors are retried as
+// sink writes are (SinkRetries). Without Seal, sealed streams carry their
+// values in clear and New logs a warning naming them.
+func Seal(s Sealer) Option {
+	return optionFunc(func(c *config) error {
+		if s == nil {
+			return errors.New("seal: nil sealer")
+		}
+		c.sealer = s
+		return nil
+	})
+}
+
+// ClientSeal makes an Emitter seal the values it sends to a sealed stream,
+// and a View open the state of a sealed table, with the record key as the
+// subject.
+func ClientSeal(s Sealer) ClientOption {
+	return clientOpt(func(c *clientConfig) error {
+		if s == nil {
+			return errors.New("seal: nil sealer")
+		}
+		c.sealer = s
+		return nil
+	})
+}
+
+// sealedTopics lists the names of sealed streams among specs.
+func sealedTopics(specs []topology.StreamSpec) map[string]bool {
+	m := map[string]bool{}
+	for _, s := range specs {
+		if s.Sealed {
+			m[s.Name] = true
+		}
+	}
+	return m
+}
+
+// withRetries runs op until it succeeds, fails for good (retryable says
+// no) or has failed SinkRetries+1 times, waiting 50 ms, 100 ms, ... between.
+func (p *proc) withRetries(ctx context.Context, retryable func(error) bool, op func(context.Context) error) error {
+	var err error
+	backoff := 50 * time.Millisecond
+	for attempt := 0; attempt <= p.r.cfg.sinkRetries; attempt++ {
+		if err = op(ctx); err == nil || !retryable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(backoff):
+			backoff *= 2
+		}
+	}
+	return err
+}
+
+// retrySealer runs a Seal or Open with the sink retries, counting a final
+// failure in aether_seal_errors_total{op}.
+func (p *proc) retrySealer(ctx context.Context, op string, fn func(context.Context) ([]byte, error)) ([]byte, error) {
+	var out []byte
+	err := p.withRetries(ctx, p.sealer.Retryable, func(ctx context.Context) error {
+		var err error
+		out, err = fn(ctx)
+		return err
+	})
+	if err != nil {
+		p.r.metrics.sealErrors.WithLabelValues(p.spec.Name, op).Inc()
+	}
+	return out, err
+}
+
+// open returns rec with its value opened when its topic is sealed, and the
+// key's table value with its state opened when the table is sealed; or the
+// failure to dead-letter the record with.
+func (p *proc) open(ctx context.Context, rec engine.Record, table []byte) (engine.Record, []byte, *engine.Failure) {
+	if p.sealer == nil {
+		return rec, table, nil
+	}
+	if p.sealedIn[rec.Topic] {
+		v, err := p.retrySealer(ctx, "open", func(ctx context.Context) ([]byte, error) { return p.sealer.Open(ctx, rec.Key, rec.Value) })
+		if err != nil {
+			return rec, nil, &engine.Failure{Stage: "open", Err: err}
+		}
+		rec.Value = v
+	}
+	if p.sealedTable && len(table) > 0 {
+		v, err := p.retrySealer(ctx, "open", func(ctx context.Context) ([]byte, error) { return openState(ctx, p.sealer, rec.Key, table) })
+		if err != nil {
+			return rec, nil, &engine.Failure{Stage: "open", Err: fmt.Errorf("table value: %w", err)}
+		}
+		table = v
+	}
+	return rec, table, nil
+}
+
+// seal seals, in place, res's emits to sealed streams and, when the table
+// is sealed, the state in its table value.
+func (p *proc) seal(ctx context.Context, key string, res *engine.Result) *engine.Failure {
+	if p.sealer == nil {
+		return nil
+	}
+	for i, e := range res.Emits {
+		if !p.sealedOut[e.Topic] {
+			continue
+		}
+		v, err := p.retrySealer(ctx, "seal", func(ctx context.Context) ([]byte, error) { return p.sealer.Seal(ctx, e.Key, e.Value) })
+		if err != nil {
+			return &engine.Failure{Stage: "seal", Err: fmt.Errorf("output to %s: %w", e.Topic, err)}
+		}
+		res.Emits[i].Value = v
+	}
+	if p.sealedTable && len(res.Table) > 0 {
+		v, err := p.retrySealer(ctx, "seal", func(ctx context.Context) ([]byte, error) { return sealState(ctx, p.sealer, key, res.Table) })
+		if err != nil {
+			return &engine.Failure{Stage: "seal", Err: fmt.Errorf("table value: %w", err)}
+		}
+		res.Table = v
+	}
+	return nil
+}
+
+// sealState seals the operator state inside a table value. The envelope's
+// bookkeeping before it (offsets, event-id hashes, timers) stays clear, so
+// that the timer index is rebuilt at recovery without the key store.
+func sealState(ctx context.Context, s Sealer, key string, table []byte) ([]byte, error) {
+	off, err := engine.StateOffset(table)
+	if err != nil || off == len(table) {
+		return table, err
+	}
+	sealed, err := s.Seal(ctx, key, table[off:])
+	if err != nil {
+		return nil, err
+	}
+	return append(table[:off:off], sealed...), nil
+}
+
+// openState opens the state that sealState sealed.
+func openState(ctx context.Context, s Sealer, key string, table []byte) ([]byte, error) {
+	off, err := engine.StateOffset(table)
+	if err != nil || off == len(table) {
+		return table, err
+	}
+	plain, err := s.Open(ctx, key, table[off:])
+	if err != nil {
+		return nil, err
+	}
+	return append(table[:off:off], plain...), nil
+}
+
+// forgetKey drops the subject's key from the sealer's memory.
+func (p *proc) forgetKey(ctx goka.Context) {
+	if p.sealer != nil {
+		p.sealer.Forget(ctx.Key())
+	}
+}

@@ -1,0 +1,147 @@
+package processors_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
+
+	"github.com/aetherai/aether/broker"
+	"github.com/aetherai/aether/codec"
+	"github.com/aetherai/aether/internal/engine"
+	"github.com/aetherai/aether/internal/redistest"
+	"github.com/aetherai/aether/keyring"
+	"github.com/aetherai/aether/operators"
+	"github.com/aetherai/aether/processors"
+	"github.com/aetherai/aether/topology"
+)
+
+// TestSealedStreams runs a stateful processor between two sealed streams
+// with a real keyring: every value in Kafka is sealed per key, the
+// processor computes on the opened values and keeps its table's state
+// sealed, an unsealed record and one
+// sealed with a destroyed key are dead-lettered (stage "open") with their
+// bytes as they were, and destroying a key makes all of that key's
+// records unreadable while the others' still open.
+func TestSealedStreams(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rdb := redistest.Real(t)
+	prefix := redistest.UniquePrefix(t)
+	redistest.CleanupPrefix(t, rdb, prefix)
+	kr, err := keyring.New(keyring.Options{Redis: rdb, MasterKey: bytes.Repeat([]byte{7}, 32), Prefix: prefix, TTL: time.Hour})
+	require.NoError(t, err)
+
+	b, err := broker.Start(broker.Partitions(2))
+	require.NoError(t, err)
+	defer b.Close()
+	top := topology.New("sealed-sums")
+	in := topology.NewStream("amounts", codec.JSON[ev](), topology.Sealed()).
+		EventTime(func(e ev) time.Time { return e.Time }).
+		EventID(func(e ev) string { return e.ID })
+	out := topology.NewStream("totals", codec.JSON[total](), topology.Sealed())
+	top.Source(in)
+	topology.AddProcessor(top, "summer", in, codec.JSON[total](), operators.Operator[total, ev, total](sumOp{})).Emit(out)
+	reg := prometheus.NewRegistry()
+	_, stop := startRuntime(t, ctx, b, top, processors.Seal(kr), processors.Registry(reg))
+	defer stop()
+
+	em, err := processors.NewEmitter(b.Addrs(), in, processors.ClientSeal(kr))
+	require.NoError(t, err)
+	now := time.Now().UTC()
+	require.NoError(t, em.Emit("alice", ev{ID: "a1", N: 3, Time: now}))
+	require.NoError(t, em.Emit("alice", ev{ID: "a2", N: 4, Time: now}))
+	require.NoError(t, em.Emit("bob", ev{ID: "b1", N: 5, Time: now}))
+	plain := []byte(`{"id":"c1","n":1,"time":"` + now.Format(time.RFC3339) + `"}`)
+	require.NoError(t, em.EmitRaw("carol", plain)) // a producer that does not seal
+	require.NoError(t, em.Finish())
+
+	// alice: 3, 7, then her timer's close; bob: 5, then his close.
+	totals := consume(t, b, "totals", 5)
+	last := map[string]total{}
+	for _, m := range totals {
+		require.True(t, keyring.IsSealed(m.Value), "a sealed stream's value is sealed")
+		require.False(t, bytes.Contains(m.Value, []byte(`"sum"`)))
+		v, err := kr.Open(ctx, string(m.Key), m.Value)
+		require.NoError(t, err)
+		var tot total
+		require.NoError(t, json.Unmarshal(v, &tot))
+		last[string(m.Key)] = tot
+	}
+	require.Equal(t, map[string]total{"alice": {Sum: 7, Events: 2, Closed: 1}, "bob": {Sum: 5, Events: 1, Closed: 1}}, last)
+
+	// The table's state is sealed too; its bookkeeping stays clear.
+	for _, m := range consumeAll(t, b, "summer-table") {
+		require.NotContains(t, string(m.Value), `"sum"`, "a table value in clear")
+		off, err := engine.StateOffset(m.Value)
+		require.NoError(t, err)
+		require.True(t, keyring.IsSealed(m.Value[off:]))
+	}
+
+	dlq := consume(t, b, "amounts.dlq", 1)
+	require.Equal(t, "carol", string(dlq[0].Key))
+	require.Equal(t, plain, dlq[0].Value, "dead letters keep the bytes as they were")
+	require.Contains(t, header(dlq[0], processors.HeaderReason), "open: keyring: value is not sealed")
+	require.Equal(t, "open", header(dlq[0], processors.HeaderStage))
+
+	// Destroying alice's key makes every record of hers unreadable, in
+	// the input, the output and the dead letters; bob's still open.
+	existed, err := kr.Destroy(ctx, "alice")
+	require.NoError(t, err)
+	require.True(t, existed)
+	inputs := consume(t, b, "amounts", 4)
+	for _, m := range append(inputs, totals...) {
+		_, err := kr.Open(ctx, string(m.Key), m.Value)
+		switch string(m.Key) {
+		case "alice":
+			require.ErrorIs(t, err, keyring.ErrDestroyed)
+		case "bob":
+			require.NoError(t, err)
+		}
+	}
+
+	// A record of alice's replayed after the deletion cannot be opened:
+	// it is dead-lettered, not applied, and counted.
+	var old []byte
+	for _, m := range inputs {
+		if string(m.Key) == "alice" {
+			old = m.Value
+		}
+	}
+	em, err = processors.NewEmitter(b.Addrs(), in)
+	require.NoError(t, err)
+	require.NoError(t, em.EmitRaw("alice", old))
+	require.NoError(t, em.Finish())
+	replayed := 0
+	for _, m := range consume(t, b, "amounts.dlq", 2) {
+		if string(m.Key) == "alice" {
+			replayed++
+			require.Equal(t, old, m.Value)
+			require.True(t, strings.HasPrefix(header(m, processors.HeaderReason), "open: keyring: the subject's data key is destroyed"), header(m, processors.HeaderReason))
+		}
+	}
+	require.Equal(t, 1, replayed)
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP aether_seal_errors_total Records of sealed streams that could not be opened or whose outputs could not be sealed, after retries, by processor and op (open, seal).
+# TYPE aether_seal_errors_total counter
+aether_seal_errors_total{op="open",processor="summer"} 2
+`), "aether_seal_errors_total"))
+	require.Len(t, consume(t, b, "totals", 5), 5, "nothing of the dead-lettered records was applied")
+}
+
+// header is the value of a record's header k.
+func header(m *sarama.ConsumerMessage, k string) string {
+	for _, h := range m.Headers {
+		if string(h.Key) == k {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
