@@ -10,3 +10,8 @@ func (k *Keyring) Retryable(err error) bool {
 	return err != nil && !errors.Is(err, ErrNotSealed) && !errors.Is(err, ErrTampered) &&
 		!errors.Is(err, ErrDestroyed) && !errors.Is(err, errNoSubject)
 }
+
+// Shredded reports whether err says the subject's data key is gone,
+// deleted by a deletion request or expired after its TTL: what it sealed
+// is unreadable for good, as if deleted.
+func (k *Keyring) Shredded(err error) bool { return errors.Is(err, ErrDestroyed) }

@@ -374,7 +374,11 @@ func (p *proc) handle(ctx goka.Context, msg any) {
 			v := ctx.Lookup(goka.Table(table), key)
 			b, _ := v.([]byte)
 			if p.sealer != nil && p.sealedLookups[table] && len(b) > 0 {
-				return openState(ctx.Context(), p.sealer, key, b)
+				b, err := openState(ctx.Context(), p.sealer, key, b)
+				if err != nil && p.sealer.Shredded(err) {
+					return nil, nil // as good as deleted
+				}
+				return b, err
 			}
 			return b, nil
 		}

@@ -27,6 +27,10 @@ type Sealer interface {
 	// retry (the key store unreachable), as opposed to a value that can
 	// never be opened (not sealed, tampered, or its key destroyed).
 	Retryable(err error) bool
+	// Shredded reports whether an error of Open means the subject's key
+	// is gone (deleted, or expired unused): the value is as good as
+	// deleted.
+	Shredded(err error) bool
 }
 
 // Seal makes the runtime open the values of sealed input streams before
@@ -120,12 +124,28 @@ func (p *proc) open(ctx context.Context, rec engine.Record, table []byte) (engin
 	}
 	if p.sealedTable && len(table) > 0 {
 		v, err := p.retrySealer(ctx, "open", func(ctx context.Context) ([]byte, error) { return openState(ctx, p.sealer, rec.Key, table) })
-		if err != nil {
+		switch {
+		case err != nil && p.sealer.Shredded(err):
+			// The key expired while the user was away (a deletion
+			// tombstones the value too): the state is gone, the
+			// envelope's offsets and event ids stay.
+			p.log.Info("table state sealed with a key that is gone: starting afresh", "key_hash", keyHash(rec.Key))
+			v, err = stateless(table)
+			if err != nil {
+				return rec, nil, &engine.Failure{Stage: "open", Err: fmt.Errorf("table value: %w", err)}
+			}
+		case err != nil:
 			return rec, nil, &engine.Failure{Stage: "open", Err: fmt.Errorf("table value: %w", err)}
 		}
 		table = v
 	}
 	return rec, table, nil
+}
+
+// stateless is a table value without its state: the envelope alone.
+func stateless(table []byte) ([]byte, error) {
+	off, err := engine.StateOffset(table)
+	return table[:off:off], err
 }
 
 // seal seals, in place, res's emits to sealed streams and, when the table

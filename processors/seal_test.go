@@ -134,6 +134,22 @@ func TestSealedStreams(t *testing.T) {
 aether_seal_errors_total{op="open",processor="summer"} 2
 `), "aether_seal_errors_total"))
 	require.Len(t, consume(t, b, "totals", 5), 5, "nothing of the dead-lettered records was applied")
+
+	// A new event of alice's (a new key): her old state, sealed with the
+	// key that is gone, is as good as deleted, and she starts afresh (as
+	// after a data key expired while she was away).
+	em, err = processors.NewEmitter(b.Addrs(), in, processors.ClientSeal(kr))
+	require.NoError(t, err)
+	require.NoError(t, em.Emit("alice", ev{ID: "a3", N: 10, Time: time.Now().UTC()}))
+	require.NoError(t, em.Finish())
+	totals = consume(t, b, "totals", 6)
+	var latest total
+	for _, m := range totals {
+		if v, err := kr.Open(ctx, string(m.Key), m.Value); err == nil && string(m.Key) == "alice" {
+			require.NoError(t, json.Unmarshal(v, &latest))
+		}
+	}
+	require.Equal(t, total{Sum: 10, Events: 1}, latest)
 }
 
 // header is the value of a record's header k.

@@ -377,16 +377,23 @@ func TestRunnerEndToEnd(t *testing.T) {
 }
 
 // TestDemoAnswersWithModelScoredItems runs `runner demo` as a user would and
-// asks for the suggested user's recommendations until the model answers.
+// asks for the suggested user's recommendations until the model answers. The
+// demo runs with crypto-shredding on: its clickstream goes through the API,
+// so Kafka holds pseudonyms only and nothing is dead-lettered.
 func TestDemoAnswersWithModelScoredItems(t *testing.T) {
 	needONNX(t)
 	bin := buildRunner(t)
 	httpAddr := freePort(t)
 	d := start(t, bin, nil, "demo", "--http", httpAddr, "--api-key", "demo-key", "--rate", "200",
 		"--audit-file", filepath.Join(t.TempDir(), "audit.jsonl"))
-	line := d.waitLine(t, "/v1/recommendations/", 60*time.Second)
+	var lines []string
+	line := d.demoWaitLine(t, "/v1/recommendations/", 60*time.Second, &lines)
 	url := strings.Fields(line)[len(strings.Fields(line))-1]
 	require.True(t, strings.HasPrefix(url, "http://"+httpAddr+"/v1/recommendations/user_"), line)
+	all := strings.Join(lines, "\n")
+	require.Contains(t, all, "privacy: user ids pseudonymised, events sealed per user")
+	m := regexp.MustCompile(`embedded Kafka-protocol broker on \[(\S+)\]`).FindStringSubmatch(all)
+	require.NotNil(t, m, "the demo prints its broker:\n%s", all)
 	var ans recommend.Recommendations
 	require.Eventually(t, func() bool {
 		code, body := get(t, url, "demo-key")
@@ -394,8 +401,47 @@ func TestDemoAnswersWithModelScoredItems(t *testing.T) {
 	}, 60*time.Second, 250*time.Millisecond, "the demo answers from the model")
 	require.Len(t, ans.Items, 5)
 	require.Len(t, ans.Model.SHA256, 64)
+
+	// Kafka holds the users' pseudonyms, never their ids.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	msgs, err := broker.Consume(ctx, []string{m[1]}, broker.SaramaConfig("demo-test"), "user_events_raw")
+	require.NoError(t, err)
+	require.NotEmpty(t, msgs)
+	pseudonym := regexp.MustCompile(`^[0-9a-f]{64}$`)
+	for _, msg := range msgs {
+		require.Regexp(t, pseudonym, string(msg.Key), "a record of user_events_raw keyed by a raw user id")
+		require.NotContains(t, string(msg.Value), `"userId"`, "an unsealed record in user_events_raw")
+	}
+	// The processors applied the sealed records and dead-lettered none.
+	code, body := get(t, "http://"+httpAddr+"/metrics", "")
+	require.Equal(t, 200, code)
+	require.Regexp(t, `(?m)^aether_records_total\{outcome="applied",processor="sessionizer",topic="user_events_raw"\} [1-9]\d*$`, string(body))
+	require.Regexp(t, `(?m)^aether_records_total\{outcome="dead_lettered",processor="sessionizer",topic="user_events_raw"\} 0$`, string(body))
+	require.Regexp(t, `(?m)^aether_records_total\{outcome="dead_lettered",processor="recommender",topic="user_features_processed"\} 0$`, string(body))
+
 	require.NoError(t, d.cmd.Process.Signal(os.Interrupt))
-	d.waitLine(t, "stopped cleanly", 30*time.Second)
+	d.demoWaitLine(t, "stopped cleanly", 30*time.Second, &lines)
+	all = strings.Join(lines, "\n")
+	require.NotContains(t, all, "no sealer is configured", "the demo runs with sealing on")
+	require.NotContains(t, all, "demo clickstream:", "the API accepts the demo's clickstream")
+}
+
+// demoWaitLine is waitLine keeping every line read in seen.
+func (p *process) demoWaitLine(t *testing.T, want string, within time.Duration, seen *[]string) string {
+	t.Helper()
+	deadline := time.After(within)
+	for {
+		select {
+		case line := <-p.out.ch:
+			*seen = append(*seen, line)
+			if strings.Contains(line, want) {
+				return line
+			}
+		case <-deadline:
+			t.Fatalf("no line with %q within %s; output:\n%s", want, within, strings.Join(*seen, "\n"))
+		}
+	}
 }
 
 // TestDemoWritesAVerifiableAuditTrail runs `runner demo`, makes a known

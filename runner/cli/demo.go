@@ -1,14 +1,20 @@
 package cli
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"iter"
 	"log/slog"
+	"net/http"
 	"os"
 	"sync/atomic"
 	"time"
@@ -25,7 +31,6 @@ import (
 	"github.com/aetherai/aether/examples/recommendations/pipeline"
 	"github.com/aetherai/aether/model"
 	"github.com/aetherai/aether/operators/cache"
-	"github.com/aetherai/aether/processors"
 	"github.com/aetherai/aether/runner"
 	"github.com/aetherai/aether/runner/api"
 	"github.com/aetherai/aether/runner/config"
@@ -49,21 +54,27 @@ func demoCmd() *cobra.Command {
 		Long: `Run the whole recommendation pipeline on one machine, with nothing to
 install: an in-process Kafka-protocol broker, an in-process Redis (or a real
 one with --redis), a model trained at start from a synthetic history, a
-synthetic clickstream of --rate events per second, and the HTTP API on
-loopback. It prints what to try with curl. Ctrl-C or SIGTERM stops it.`,
+synthetic clickstream of --rate events per second, sent to the HTTP API as a
+shop would, and the HTTP API on loopback. It prints what to try with curl.
+Ctrl-C or SIGTERM stops it.
+
+Crypto-shredding is on, as in production: user ids are pseudonymised and the
+events sealed with a data key per user. The master key is read from
+` + demoMasterKeyEnv + ` and the pseudonym key from ` + demoSubjectKeyEnv + `; when
+they are unset the demo generates random ones for this run (never printed).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if f.apiKey == "" {
 				f.apiKey = os.Getenv("AETHER_API_KEY")
 			}
 			if f.apiKey == "" {
-				f.apiKey = randomToken("demo-")
+				f.apiKey = randomToken("demo-", 16)
 			}
 			if f.serve.adminToken == "" {
 				f.serve.adminToken = os.Getenv(config.EnvAdminToken)
 			}
 			if f.serve.adminToken == "" && f.serve.admin != config.AdminOff {
-				f.serve.adminToken = randomToken("admin-")
+				f.serve.adminToken = randomToken("admin-", 16)
 			}
 			if f.rate < 0 {
 				return usageError{fmt.Errorf("--rate must be 0 or more")}
@@ -138,6 +149,16 @@ func demo(ctx context.Context, out io.Writer, log *slog.Logger, f demoFlags) err
 	cfg := &config.Config{Kafka: config.Kafka{Brokers: b.Addrs()}, Model: config.Model{Dir: dir, SHA256: meta.SHA256},
 		Redis: config.Redis{Addr: redisAddr}, HTTP: config.HTTP{Listen: f.http}}
 	f.serve.set(cfg)
+	// Crypto-shredding, as in production: keys from the environment, or
+	// random ones for this process only.
+	cfg.Privacy.MasterKeyEnv, cfg.Forget.SubjectKeyEnv = demoMasterKeyEnv, demoSubjectKeyEnv
+	for env, size := range map[string]int{demoMasterKeyEnv: 32, demoSubjectKeyEnv: 16} {
+		if os.Getenv(env) == "" {
+			if err := os.Setenv(env, randomToken("", size)); err != nil {
+				return err
+			}
+		}
+	}
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -161,20 +182,26 @@ func demo(ctx context.Context, out io.Writer, log *slog.Logger, f demoFlags) err
 		return errors.Join(err, trail.Close())
 	}
 
-	// The synthetic clickstream goes to Kafka directly, so it must be
-	// pseudonymised here as ingest does: clientIp never reaches Kafka raw.
-	ipKey, err := cfg.HTTP.ClientIP.ResolveKey()
-	if err != nil {
-		return errors.Join(err, run.Stop(), trail.Close())
+	fmt.Fprintf(out, "privacy: user ids pseudonymised, events sealed per user (data keys in Redis under %s)\n", cfg.Privacy.Prefix())
+
+	scheme, curl := "http", "curl -s"
+	if cfg.HTTP.TLS.Enabled() {
+		scheme, curl = "https", "curl -s --cacert "+cfg.HTTP.TLS.CertFile
 	}
-	ips, err := api.NewClientIPPseudonymizer(api.ClientIPPolicy{Mode: api.ClientIPMode(cfg.HTTP.ClientIP.Mode), Key: ipKey})
+	base := scheme + "://" + run.Addr
+	// The synthetic clickstream goes through the API, as a shop's would:
+	// the API pseudonymises the users and their clientIp, and the
+	// events are sealed before they reach Kafka.
+	client, err := demoClient(cfg.HTTP.TLS.CertFile, cfg.HTTP.TLS.Enabled())
 	if err != nil {
 		return errors.Join(err, run.Stop(), trail.Close())
 	}
 	streamDone := make(chan error, 1)
 	sctx, stopStream := context.WithCancel(ctx)
 	var firstUser atomic.Pointer[string]
-	go func() { streamDone <- clickstreamLive(sctx, b.Addrs(), run, gen, ips, f.rate, &firstUser) }()
+	live := liveStream{client: client, url: base + "/v1/events", apiKey: f.apiKey, gen: gen, rate: f.rate,
+		maxBatch: cmp.Or(cfg.HTTP.MaxBatch, api.DefaultMaxBatch), log: log, first: &firstUser}
+	go func() { streamDone <- live.run(sctx) }()
 	// Suggest a user the pipeline has already seen.
 	user := "user_1"
 	for deadline := time.Now().Add(10 * time.Second); f.rate > 0 && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
@@ -184,11 +211,6 @@ func demo(ctx context.Context, out io.Writer, log *slog.Logger, f demoFlags) err
 		}
 	}
 
-	scheme, curl := "http", "curl -s"
-	if cfg.HTTP.TLS.Enabled() {
-		scheme, curl = "https", "curl -s --cacert "+cfg.HTTP.TLS.CertFile
-	}
-	base := scheme + "://" + run.Addr
 	fmt.Fprintf(out, `
 Aether demo running. API key: %[2]s
 Synthetic clickstream: %[3]d events/s from %[4]d users (user_0 ... user_%[5]d).
@@ -222,10 +244,17 @@ Try:
 	return nil
 }
 
-// randomToken is prefix and 128 random bits in hex: a secret the demo
-// generates and prints.
-func randomToken(prefix string) string {
-	b := make([]byte, 16)
+// The environment variables of the demo's keys: privacy.masterKeyEnv and
+// forget.subjectKeyEnv.
+const (
+	demoMasterKeyEnv  = "AETHER_MASTER_KEY"
+	demoSubjectKeyEnv = "AETHER_SUBJECT_KEY"
+)
+
+// randomToken is prefix and n random bytes in hex: a secret the demo
+// generates.
+func randomToken(prefix string, n int) string {
+	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return prefix + hex.EncodeToString(b)
 }
@@ -241,38 +270,117 @@ func history(gen *clickstream.Generator, n int) iter.Seq[event.Event] {
 	}
 }
 
-// clickstreamLive sends the generator's events, stamped with the current
-// time and their clientIp pseudonymised, at rate per second until ctx ends.
-func clickstreamLive(ctx context.Context, brokers []string, run *runner.Running, gen *clickstream.Generator, ips *api.ClientIPPseudonymizer,
-	rate int, first *atomic.Pointer[string]) error {
-	if rate == 0 {
+// demoClient is the HTTP client of the synthetic clickstream; with TLS it
+// trusts certFile, as the printed curl commands do with --cacert.
+func demoClient(certFile string, useTLS bool) (*http.Client, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if useTLS {
+		pem, err := os.ReadFile(certFile)
+		if err != nil {
+			return nil, fmt.Errorf("demo clickstream: %w", err)
+		}
+		roots := x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("demo clickstream: no PEM certificate in %s", certFile)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	}
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second}, nil
+}
+
+// liveStream sends the generator's events, stamped with the current time,
+// at rate per second to the API's POST /v1/events, one batch every
+// liveBatchEvery.
+type liveStream struct {
+	client      *http.Client
+	url, apiKey string
+	gen         *clickstream.Generator
+	rate        int
+	maxBatch    int
+	log         *slog.Logger
+	first       *atomic.Pointer[string] // the first user the API accepted an event of
+}
+
+const liveBatchEvery = 100 * time.Millisecond
+
+// run sends until ctx ends. An answer other than 202 is logged and the
+// stream goes on.
+func (l liveStream) run(ctx context.Context) error {
+	if l.rate == 0 {
 		<-ctx.Done()
 		return nil
 	}
-	em, err := processors.NewEmitter(brokers, run.Pipeline.Raw)
-	if err != nil {
-		return err
-	}
-	defer em.Finish()
-	tick := time.NewTicker(time.Second / time.Duration(rate))
+	defer l.client.CloseIdleConnections()
+	tick := time.NewTicker(liveBatchEvery)
 	defer tick.Stop()
+	start, sent := time.Now(), 0
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-tick.C:
-			r := gen.Next()
-			e := r.Event
-			e.Timestamp = time.Now().UTC()
-			if err := ips.Apply(&e); err != nil {
-				return err
+		case now := <-tick.C:
+			due := int(now.Sub(start).Seconds()*float64(l.rate)) - sent
+			if due <= 0 {
+				continue
 			}
-			if err := em.Emit(r.Key, e); err != nil {
-				return err
+			sent += due
+			batch := make([]event.Event, 0, min(due, l.maxBatch))
+			for range due {
+				r := l.gen.Next()
+				if r.Kind == clickstream.Malformed {
+					continue // the API would refuse the whole batch
+				}
+				e := r.Event
+				e.Timestamp = time.Now().UTC()
+				batch = append(batch, e)
+				if len(batch) == l.maxBatch {
+					l.post(ctx, batch)
+					batch = batch[:0]
+				}
 			}
-			if first.Load() == nil {
-				first.Store(&r.Key)
+			if len(batch) > 0 {
+				l.post(ctx, batch)
 			}
 		}
+	}
+}
+
+// post sends one batch and logs a failure.
+func (l liveStream) post(ctx context.Context, batch []event.Event) {
+	body, err := json.Marshal(batch)
+	if err != nil {
+		l.log.Warn("demo clickstream: cannot encode events", "error", err)
+		return
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.url, bytes.NewReader(body))
+	if err != nil {
+		l.log.Warn("demo clickstream: bad request", "error", err)
+		return
+	}
+	req.Header.Set("Authorization", "Bearer "+l.apiKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := l.client.Do(req)
+	if err != nil {
+		if ctx.Err() == nil {
+			l.log.Warn("demo clickstream: POST /v1/events failed", "events", len(batch), "error", err)
+		}
+		return
+	}
+	defer resp.Body.Close()
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode != http.StatusAccepted {
+		var e struct {
+			Error string `json:"error"`
+		}
+		msg := string(answer)
+		if json.Unmarshal(answer, &e) == nil && e.Error != "" {
+			msg = e.Error
+		}
+		l.log.Warn("demo clickstream: the API did not accept events", "status", resp.StatusCode, "events", len(batch), "error", msg)
+		return
+	}
+	if l.first.Load() == nil {
+		u := batch[0].UserID
+		l.first.Store(&u)
 	}
 }
