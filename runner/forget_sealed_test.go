@@ -13,7 +13,6 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
-	"github.com/aetherai/aether/audit"
 	"github.com/aetherai/aether/broker"
 	"github.com/aetherai/aether/controls/forget"
 	"github.com/aetherai/aether/keyring"
@@ -184,6 +183,9 @@ func TestForgetSealedLeavesNothingReadable(t *testing.T) {
 	trail, err := os.ReadFile(e.trailPath)
 	require.NoError(t, err)
 	require.NotContains(t, string(trail), "alice")
-	_, err = audit.VerifyFile(e.trailPath)
-	require.NoError(t, err)
+	// runner audit verify: the chain, and attestations covering every
+	// offset the processors read, sealed or not.
+	var out, errOut bytes.Buffer
+	code = cliMain([]string{"audit", "verify", e.trailPath}, &out, &errOut)
+	require.Equal(t, 0, code, "%s%s", out.String(), errOut.String())
 }
