@@ -67,29 +67,35 @@ func (e *Event) Validate() error { return e.ValidateAt(time.Now()) }
 
 // ValidateAt is Validate with the receiver's clock reading now.
 func (e *Event) ValidateAt(now time.Time) error {
+	if err := CheckID("userId", e.UserID, true); err != nil {
+		return err
+	}
+	if err := CheckID("productId", e.ProductID, true); err != nil {
+		return err
+	}
 	switch {
-	case e.UserID == "":
-		return fmt.Errorf("%w: userId is required", ErrInvalid)
-	case len(e.UserID) > MaxIDLen:
-		return fmt.Errorf("%w: userId longer than %d bytes", ErrInvalid, MaxIDLen)
-	case !Printable(e.UserID):
-		return fmt.Errorf("%w: userId contains control characters or invalid UTF-8", ErrInvalid)
-	case e.ProductID == "":
-		return fmt.Errorf("%w: productId is required", ErrInvalid)
-	case len(e.ProductID) > MaxIDLen:
-		return fmt.Errorf("%w: productId longer than %d bytes", ErrInvalid, MaxIDLen)
-	case !Printable(e.ProductID):
-		return fmt.Errorf("%w: productId contains control characters or invalid UTF-8", ErrInvalid)
 	case e.EventType.Index() < 0:
 		return fmt.Errorf("%w: eventType %q is not one of view, click, add_to_cart, purchase", ErrInvalid, truncate(string(e.EventType)))
 	case e.Timestamp.IsZero():
 		return fmt.Errorf("%w: timestamp is required (RFC 3339)", ErrInvalid)
 	case e.Timestamp.After(now.Add(MaxFutureSkew)):
 		return fmt.Errorf("%w: timestamp %s is more than %s in the future", ErrInvalid, e.Timestamp.UTC().Format(time.RFC3339), MaxFutureSkew)
-	case len(e.EventID) > MaxIDLen:
-		return fmt.Errorf("%w: eventId longer than %d bytes", ErrInvalid, MaxIDLen)
-	case !Printable(e.EventID):
-		return fmt.Errorf("%w: eventId contains control characters or invalid UTF-8", ErrInvalid)
+	}
+	return CheckID("eventId", e.EventID, false)
+}
+
+// CheckID checks an id named field by the rule of every id (userId in a
+// path or a deletion request too): at most MaxIDLen bytes of UTF-8 without
+// control characters, and not empty when required. Its error wraps
+// ErrInvalid and names the field: "invalid event: userId is required".
+func CheckID(field, id string, required bool) error {
+	switch {
+	case id == "" && required:
+		return fmt.Errorf("%w: %s is required", ErrInvalid, field)
+	case len(id) > MaxIDLen:
+		return fmt.Errorf("%w: %s longer than %d bytes", ErrInvalid, field, MaxIDLen)
+	case !Printable(id):
+		return fmt.Errorf("%w: %s contains control characters or invalid UTF-8", ErrInvalid, field)
 	}
 	return nil
 }

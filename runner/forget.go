@@ -3,7 +3,6 @@ package runner
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -101,16 +100,9 @@ func ForgetStores(p ForgetParts) ([]forget.Store, error) {
 		stores = append(stores, &forget.Retained{StoreName: "loopback", Topics: loops, Scan: scan, Retention: retention, Timeout: wait, Note: note})
 	}
 	if e := p.Config.Audit.Elasticsearch; e.Enabled() {
-		conn := []es.ConnOption{es.URLs(e.URLs...)}
-		if e.Username != "" {
-			pw, err := e.ResolvePassword()
-			if err != nil {
-				return nil, err
-			}
-			conn = append(conn, es.BasicAuth(e.Username, pw))
-		}
-		if e.CAFile != "" {
-			conn = append(conn, es.CAFile(e.CAFile))
+		conn, err := ElasticsearchConn(e)
+		if err != nil {
+			return nil, err
 		}
 		stores = append(stores, &forget.AuditElasticsearch{Prefix: cmp.Or(e.IndexPrefix, es.DefaultPrefix), Conn: conn})
 	} else {
@@ -179,7 +171,7 @@ func ForgetHandler(f *forget.Forgetter, subjectKey []byte, budget time.Duration)
 		user := r.PathValue("userId")
 		if err := forget.ValidUserID(user); err != nil {
 			api.AdminAuditAttr(r, "reason", "invalid_user_id")
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			api.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 			return
 		}
 		// A deletion waits for the processors and scans topics: longer
@@ -198,17 +190,9 @@ func ForgetHandler(f *forget.Forgetter, subjectKey []byte, budget time.Duration)
 			api.AdminAuditAttr(r, s.Name+".status", s.Status)
 		}
 		if err != nil {
-			writeJSON(w, http.StatusInternalServerError, map[string]any{"error": err.Error(), "receipt": rc})
+			api.WriteJSON(w, http.StatusInternalServerError, map[string]any{"error": err.Error(), "receipt": rc})
 			return
 		}
-		writeJSON(w, http.StatusOK, rc)
+		api.WriteJSON(w, http.StatusOK, rc)
 	})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
 }

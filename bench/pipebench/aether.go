@@ -9,9 +9,11 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/aetherai/aether/audit"
 	"github.com/aetherai/aether/examples/recommendations/pipeline"
+	"github.com/aetherai/aether/keyring"
 	"github.com/aetherai/aether/processors"
 )
 
@@ -23,21 +25,27 @@ type aetherInstance struct {
 	group, out string
 	n          int
 	sink       *audit.FileSink // the AetherAudit variant's trail; nil otherwise
+	// The AetherSeal variant's keyring and the registry of its metrics;
+	// nil otherwise.
+	kr  *keyring.Keyring
+	reg *prometheus.Registry
 }
 
-// newAether builds the aether variant; with audited, the AetherAudit
-// variant, whose trail is a file in e.auditDir.
-func newAether(ctx context.Context, e *env, round int, audited bool) (*aetherInstance, error) {
-	name := "aether"
-	if audited {
-		name = "aether-audit"
-	}
+// newAether builds the aether variant (name Aether); AetherAudit, whose
+// trail is a file in e.auditDir; or AetherSeal, which reads SealedRawTopic
+// and runs with processors.Seal and a fresh keyring.
+func newAether(ctx context.Context, e *env, round int, name string) (*aetherInstance, error) {
+	audited, sealed := name == AetherAudit, name == AetherSeal
 	a := &aetherInstance{
 		group: fmt.Sprintf("bench-%s-r%d", name, round),
 		out:   fmt.Sprintf("bench_features_%s_r%d", strings.ReplaceAll(name, "-", "_"), round),
 		n:     e.cfg.Events,
 	}
-	p := pipeline.New(pipeline.Config{Sessionizer: a.group, RawEvents: RawTopic, Features: a.out, Partitions: int32(e.cfg.Partitions)})
+	input := RawTopic
+	if sealed {
+		input = SealedRawTopic
+	}
+	p := pipeline.New(pipeline.Config{Sessionizer: a.group, RawEvents: input, Features: a.out, Partitions: int32(e.cfg.Partitions)})
 	t := p.Topology
 	opts := []processors.Option{processors.Brokers(e.addrs...), processors.DefaultPartitions(int32(e.cfg.Partitions))}
 	if dir := e.storageDir(a.group); dir != "" {
@@ -50,6 +58,15 @@ func newAether(ctx context.Context, e *env, round int, audited bool) (*aetherIns
 		}
 		a.sink = sink
 		opts = append(opts, processors.Audit(sink))
+	}
+	if sealed {
+		a.reg = prometheus.NewRegistry()
+		kr, err := e.seal.keyring(a.reg)
+		if err != nil {
+			return nil, err
+		}
+		a.kr = kr
+		opts = append(opts, processors.Seal(kr))
 	}
 	rt, err := processors.New(ctx, t, opts...)
 	if err != nil {

@@ -36,39 +36,53 @@ const (
 	// AetherAudit is aether with the audit trail on (Config.Audit):
 	// attestations to a hash-chained file, fsynced on every write.
 	AetherAudit = "aether-audit"
+	// AetherSeal is aether with sealing on (Config.Seal): its input
+	// sealed per user, every input record opened and every table write
+	// and output record sealed with a keyring on Redis.
+	AetherSeal  = "aether-seal"
 	Handwritten = "handwritten"
 	Bare        = "bare"
 )
 
 // Variants lists the variants in run order; with Config.Audit, AetherAudit
-// runs after Aether.
+// runs after Aether, and with Config.Seal, AetherSeal.
 var Variants = []string{Aether, Handwritten, Bare}
+
+// aetherGroup is Aether and the variants compared with it, in run order
+// of odd rounds.
+func (c Config) aetherGroup() []string {
+	g := []string{Aether}
+	if c.Audit {
+		g = append(g, AetherAudit)
+	}
+	if c.Seal {
+		g = append(g, AetherSeal)
+	}
+	return g
+}
 
 // variants are the variants this configuration runs, in order.
 func (c Config) variants() []string {
-	if c.Audit {
-		return []string{Aether, AetherAudit, Handwritten, Bare}
-	}
-	return Variants
+	return slices.Concat(c.aetherGroup(), Variants[1:])
 }
 
 // order is the run order of round r (from 1): Variants rotated by r-1, so
-// that no variant always runs first (on a fresh heap) or last. With Audit,
-// AetherAudit runs right next to Aether, after it in odd rounds and before
-// it in even ones: the pair whose ratio is reported runs seconds apart,
-// under the same load.
+// that no variant always runs first (on a fresh heap) or last. With Audit
+// or Seal, AetherAudit and AetherSeal run right next to Aether, after it
+// in odd rounds and before it in even ones: the pair whose ratio is
+// reported runs seconds apart, under the same load.
 func (c Config) order(r int) []string {
 	i := (r - 1) % len(Variants)
 	out := append(append([]string(nil), Variants[i:]...), Variants[:i]...)
-	if !c.Audit {
+	group := c.aetherGroup()
+	if len(group) == 1 {
 		return out
 	}
-	at := slices.Index(out, Aether)
-	pair := []string{Aether, AetherAudit}
 	if r%2 == 0 {
-		pair = []string{AetherAudit, Aether}
+		slices.Reverse(group)
 	}
-	return slices.Concat(out[:at], pair, out[at+1:])
+	at := slices.Index(out, Aether)
+	return slices.Concat(out[:at], group, out[at+1:])
 }
 
 // Config describes a benchmark run. The zero value of a field selects its
@@ -103,6 +117,17 @@ type Config struct {
 	// directory. After each run the trail is verified and its attestations
 	// must cover every input offset.
 	Audit bool
+	// Seal adds the AetherSeal variant: the same events, sealed per user
+	// by a processors.Emitter with ClientSeal, on SealedRawTopic, run by
+	// the aether pipeline with processors.Seal and a keyring.Keyring on
+	// the Redis at Redis (a fresh keyring per run, the run's keys under a
+	// prefix of its own, deleted at the end). After each run the keyring
+	// must have opened and sealed at least one value per event, nothing
+	// may be dead-lettered and the output must be sealed.
+	Seal bool
+	// Redis is the address of the keyring's Redis (Seal); default
+	// DefaultRedis.
+	Redis string
 }
 
 // Defaults of Config.
@@ -137,6 +162,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ProfileVariant == "" {
 		c.ProfileVariant = Aether
+	}
+	if c.Redis == "" {
+		c.Redis = DefaultRedis
 	}
 	return c
 }

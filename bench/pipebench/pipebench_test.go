@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"reflect"
 	"strconv"
 	"strings"
@@ -215,5 +216,52 @@ func TestRoundOrder(t *testing.T) {
 		if got := strings.Join(Config{Audit: true}.order(r), " "); got != want {
 			t.Errorf("audit, round %d: %s, want %s", r, got, want)
 		}
+	}
+	for r, want := range map[int]string{
+		1: "aether aether-seal handwritten bare", 2: "handwritten bare aether-seal aether",
+	} {
+		if got := strings.Join(Config{Seal: true}.order(r), " "); got != want {
+			t.Errorf("seal, round %d: %s, want %s", r, got, want)
+		}
+	}
+	if got, want := strings.Join(Config{Audit: true, Seal: true}.order(2), " "), "handwritten bare aether-seal aether-audit aether"; got != want {
+		t.Errorf("audit and seal, round 2: %s, want %s", got, want)
+	}
+}
+
+// TestRunSeal runs the sealed variant against the Redis at DefaultRedis
+// (skipped without one): the run checks that it opened and sealed every
+// record, and the ratio is reported.
+func TestRunSeal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a broker and four processors")
+	}
+	if c, err := net.DialTimeout("tcp", DefaultRedis, time.Second); err != nil {
+		t.Skipf("no Redis at %s: %v", DefaultRedis, err)
+	} else {
+		c.Close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var log strings.Builder
+	res, err := Run(ctx, Config{Events: 3000, Users: 300, Partitions: 4, Rounds: 1, Seal: true}, &log)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	if res.AetherSeal <= 0 || res.SealRatio <= 0 || res.SealCPURatio <= 0 || res.AetherSealCPU <= 0 || len(res.AetherSealRounds) != 1 || len(res.SealRoundRatios) != 1 {
+		t.Fatalf("no sealed result: %+v", res)
+	}
+	if res.SealOpens[0] < 3000 || res.SealSeals[0] < 3000 {
+		t.Errorf("%d opens and %d seals, want at least 3000 each", res.SealOpens[0], res.SealSeals[0])
+	}
+	js, err := json.Marshal(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(js), `"efficiency_ratio":`+strconv.FormatFloat(res.EfficiencyRatio, 'f', -1, 64)+`,"aether_seal_events_per_sec":`) {
+		t.Errorf("JSON: %s", js)
+	}
+	if !strings.Contains(log.String(), "aether-seal/aether") || !strings.Contains(log.String(), "deleted 300 data keys") {
+		t.Errorf("log lacks the seal ratio or the key cleanup:\n%s", log.String())
 	}
 }

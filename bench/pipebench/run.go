@@ -52,6 +52,15 @@ type Result struct {
 	// over aether-audit's (median of per-round ratios; 1 = auditing costs
 	// no CPU). Steadier than AuditRatio when other work shares the cores.
 	AuditCPURatio float64 `json:"audit_cpu_ratio,omitempty"`
+	// With Config.Seal: the median rate of AetherSeal, and SealRatio,
+	// AetherSeal / Aether, the share of the plain rate the runtime keeps
+	// when it opens every input record and seals every table write and
+	// output with per-user keys (median of per-round ratios).
+	AetherSeal float64 `json:"aether_seal_events_per_sec,omitempty"`
+	SealRatio  float64 `json:"seal_ratio,omitempty"`
+	// SealCPURatio is aether's CPU per event over aether-seal's (median of
+	// per-round ratios; 1 = sealing costs no CPU).
+	SealCPURatio float64 `json:"seal_cpu_ratio,omitempty"`
 
 	Users      int    `json:"users"`
 	Partitions int    `json:"partitions"`
@@ -65,6 +74,7 @@ type Result struct {
 	HandwrittenCPU float64 `json:"handwritten_cpu_us_per_event"`
 	BareCPU        float64 `json:"bare_cpu_us_per_event"`
 	AetherAuditCPU float64 `json:"aether_audit_cpu_us_per_event,omitempty"`
+	AetherSealCPU  float64 `json:"aether_seal_cpu_us_per_event,omitempty"`
 	// Per-round rates, in round order.
 	AetherRounds      []float64 `json:"aether_rounds"`
 	HandwrittenRounds []float64 `json:"handwritten_rounds"`
@@ -84,6 +94,12 @@ type Result struct {
 	AuditEvents       []int     `json:"audit_events,omitempty"`
 	AuditAttestations []int     `json:"audit_attestations,omitempty"`
 	AuditQueueBlocked []uint64  `json:"audit_queue_blocked,omitempty"`
+	// With Config.Seal, per round: AetherSeal's rates, its ratio to
+	// Aether's, and the keyring's successful opens and seals.
+	AetherSealRounds []float64 `json:"aether_seal_rounds,omitempty"`
+	SealRoundRatios  []float64 `json:"seal_round_ratios,omitempty"`
+	SealOpens        []int64   `json:"seal_opens,omitempty"`
+	SealSeals        []int64   `json:"seal_seals,omitempty"`
 	// Seconds is the wall time of the whole run, setup included.
 	Seconds float64 `json:"wall_seconds"`
 }
@@ -96,6 +112,7 @@ type measurement struct {
 	fires   int64 // timer deliveries that fired a timer
 	cpu     time.Duration
 	audit   auditCheck
+	seal    sealCheck
 }
 
 // instance is one variant's processor, built for one round.
@@ -125,6 +142,8 @@ type env struct {
 	baseDir string // LevelDB storage; "" for memory
 	// auditDir holds the AetherAudit variant's trails (Config.Audit).
 	auditDir string
+	// seal is the keyring setup of the AetherSeal variant (Config.Seal).
+	seal *sealEnv
 }
 
 // Run runs the benchmark and writes progress lines to log.
@@ -163,6 +182,19 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		defer os.RemoveAll(dir)
 		e.auditDir = dir
 	}
+	if cfg.Seal {
+		if e.seal, err = setupSeal(ctx, cfg.Redis); err != nil {
+			return nil, err
+		}
+		defer func() {
+			n, err := e.seal.close()
+			if err != nil {
+				fmt.Fprintf(log, "deleting the data keys under %s: %v (they expire within %s)\n", e.seal.prefix, err, keyTTL)
+				return
+			}
+			fmt.Fprintf(log, "deleted %s data keys under %s\n", thousands(n), e.seal.prefix)
+		}()
+	}
 	if e.client, err = sarama.NewClient(e.addrs, broker.SaramaConfig("aether-bench-client")); err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
@@ -181,6 +213,7 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	fires := map[string][]int64{}
 	cpus := map[string][]float64{} // µs per event
 	var audits []auditCheck
+	var seals []sealCheck
 	for round := 1; round <= cfg.Rounds; round++ {
 		for _, v := range cfg.order(round) {
 			runtime.GC() // leave the previous variant's garbage out of this one
@@ -199,6 +232,10 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			if v == AetherAudit {
 				audits = append(audits, m.audit)
 				detail += fmt.Sprintf(", trail of %d events (%d attestations) verified, every offset attested once", m.audit.events, m.audit.attestations)
+			}
+			if v == AetherSeal {
+				seals = append(seals, m.seal)
+				detail += fmt.Sprintf(", %s values opened and %s sealed, output sealed", thousands(m.seal.opens), thousands(m.seal.seals))
 			}
 			fmt.Fprintf(log, "round %d/%d %s: %s events/s (%.3f s, %.2f us CPU per event%s)\n",
 				round, cfg.Rounds, v, thousands(int64(math.Round(m.rate))), m.elapsed.Seconds(), cpus[v][len(cpus[v])-1], detail)
@@ -239,13 +276,7 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	res.EfficiencyRatio = round(median(efficiency), 4)
 	res.Aether, res.Handwritten, res.Bare = round(res.Aether, 0), round(res.Handwritten, 0), round(res.Bare, 0)
 	if cfg.Audit {
-		var ratios, cpuRatios []float64
-		for r := range rates[AetherAudit] {
-			ratios = append(ratios, rates[AetherAudit][r]/rates[Aether][r])
-			if cpus[AetherAudit][r] > 0 {
-				cpuRatios = append(cpuRatios, cpus[Aether][r]/cpus[AetherAudit][r])
-			}
-		}
+		ratios, cpuRatios := pairedRatios(rates, cpus, AetherAudit)
 		res.AetherAudit = round(median(rates[AetherAudit]), 0)
 		res.AuditRatio = round(median(ratios), 4)
 		res.AuditCPURatio = round(median(cpuRatios), 4)
@@ -257,6 +288,19 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			res.AuditQueueBlocked = append(res.AuditQueueBlocked, a.blocked)
 		}
 	}
+	if cfg.Seal {
+		ratios, cpuRatios := pairedRatios(rates, cpus, AetherSeal)
+		res.AetherSeal = round(median(rates[AetherSeal]), 0)
+		res.SealRatio = round(median(ratios), 4)
+		res.SealCPURatio = round(median(cpuRatios), 4)
+		res.AetherSealCPU = round(median(cpus[AetherSeal]), 2)
+		res.AetherSealRounds = roundAll(rates[AetherSeal], 0)
+		res.SealRoundRatios = roundAll(ratios, 4)
+		for _, s := range seals {
+			res.SealOpens = append(res.SealOpens, s.opens)
+			res.SealSeals = append(res.SealSeals, s.seals)
+		}
+	}
 	res.Seconds = round(time.Since(began).Seconds(), 1)
 	fmt.Fprintf(log, "medians over %d round(s): aether %s, handwritten %s, bare %s events/s; per-round ratios' medians: aether/handwritten %.3f, aether/bare %.3f\n",
 		cfg.Rounds, thousands(int64(res.Aether)), thousands(int64(res.Handwritten)), thousands(int64(res.Bare)),
@@ -264,6 +308,10 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	if cfg.Audit {
 		fmt.Fprintf(log, "with the audit trail: aether-audit %s events/s, %.2f us CPU per event (aether %.2f); per-round ratios' medians: aether-audit/aether %.3f by rate, %.3f by CPU per event (aether/aether-audit)\n",
 			thousands(int64(res.AetherAudit)), res.AetherAuditCPU, res.AetherCPU, res.AuditRatio, res.AuditCPURatio)
+	}
+	if cfg.Seal {
+		fmt.Fprintf(log, "with sealing: aether-seal %s events/s, %.2f us CPU per event (aether %.2f); per-round ratios' medians: aether-seal/aether %.3f by rate, %.3f by CPU per event (aether/aether-seal)\n",
+			thousands(int64(res.AetherSeal)), res.AetherSealCPU, res.AetherCPU, res.SealRatio, res.SealCPURatio)
 	}
 	return res, nil
 }
@@ -337,13 +385,16 @@ func (e *env) produceInput(ctx context.Context) error {
 	}
 	fmt.Fprintf(e.log, "emitted %s events (%d users, %.0f bytes on average) to %s in %.2f s, all acknowledged\n",
 		thousands(int64(cfg.Events)), cfg.Users, float64(bytes)/float64(cfg.Events), RawTopic, time.Since(start).Seconds())
+	if cfg.Seal {
+		return e.produceSealedInput(ctx, recs)
+	}
 	return nil
 }
 
 func (e *env) newInstance(ctx context.Context, variant string, round int) (instance, error) {
 	switch variant {
-	case Aether, AetherAudit:
-		return newAether(ctx, e, round, variant == AetherAudit)
+	case Aether, AetherAudit, AetherSeal:
+		return newAether(ctx, e, round, variant)
 	case Handwritten:
 		return newHandwritten(ctx, e, round)
 	case Bare:
@@ -405,6 +456,9 @@ func (e *env) measure(ctx context.Context, variant string, round int) (measureme
 	m := measurement{elapsed: max(last.Sub(first), time.Microsecond), fires: inst.timerFires(), cpu: cpu}
 	if a, ok := inst.(*aetherInstance); ok {
 		if m.audit, err = a.checkAudit(e); err != nil {
+			return measurement{}, err
+		}
+		if m.seal, err = a.checkSeal(ctx, e); err != nil {
 			return measurement{}, err
 		}
 	}
@@ -575,3 +629,16 @@ func roundAll(xs []float64, digits int) []float64 {
 }
 
 func thousands(n int64) string { return report.Thousands(n) }
+
+// pairedRatios are, round by round, variant's rate over Aether's and
+// Aether's CPU per event over variant's (rounds without a CPU reading
+// left out).
+func pairedRatios(rates, cpus map[string][]float64, variant string) (rate, cpu []float64) {
+	for r := range rates[variant] {
+		rate = append(rate, rates[variant][r]/rates[Aether][r])
+		if cpus[variant][r] > 0 {
+			cpu = append(cpu, cpus[Aether][r]/cpus[variant][r])
+		}
+	}
+	return rate, cpu
+}

@@ -103,7 +103,7 @@ func NewAdmin(cfg AdminConfig) (*AdminServer, error) {
 		adminReject(w, r, http.StatusNotFound, reasonNotFound, "no such admin endpoint")
 	}))
 	if err := a.Handle(routeAdminHealth, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})); err != nil {
 		return nil, err
 	}
@@ -209,7 +209,7 @@ func adminRouted(pattern string, h http.Handler) http.Handler {
 // adminReject answers an admin error as JSON and records the reason.
 func adminReject(w http.ResponseWriter, r *http.Request, status int, reason, msg string) {
 	adminInfoFrom(r.Context()).reason = reason
-	writeJSON(w, status, errorBody{Error: msg})
+	WriteJSON(w, status, errorBody{Error: msg})
 }
 
 // requireToken admits requests bearing the admin token; the presented

@@ -96,7 +96,7 @@ func TestAdminHandle(t *testing.T) {
 	a := newAdmin(t, mem)
 	forget := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		AdminAuditAttr(r, "redisKeys", "3")
-		writeJSON(w, http.StatusOK, map[string]string{"forgotten": r.PathValue("userId")})
+		WriteJSON(w, http.StatusOK, map[string]string{"forgotten": r.PathValue("userId")})
 	})
 	if err := a.Handle("POST /admin/v1/users/{userId}/forget", forget); err != nil {
 		t.Fatal(err)

@@ -334,7 +334,7 @@ func (s *Server) methodNotAllowed(allow string) http.HandlerFunc {
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
 // readyStatus is the body of /readyz.
@@ -355,11 +355,11 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(st.NotReady) > 0 {
 		st.Status = "not ready"
-		writeJSON(w, http.StatusServiceUnavailable, st)
+		WriteJSON(w, http.StatusServiceUnavailable, st)
 		return
 	}
 	st.Status = "ok"
-	writeJSON(w, http.StatusOK, st)
+	WriteJSON(w, http.StatusOK, st)
 }
 
 func registries(reg prometheus.Registerer, gat prometheus.Gatherer) (prometheus.Registerer, prometheus.Gatherer, error) {

@@ -73,7 +73,7 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.metrics.accepted.WithLabelValues(infoFrom(r.Context()).client).Add(float64(len(evs)))
-	writeJSON(w, http.StatusAccepted, accepted{Accepted: len(evs)})
+	WriteJSON(w, http.StatusAccepted, accepted{Accepted: len(evs)})
 }
 
 // ingestError is a 400 of POST /v1/events; reason labels the rejection.

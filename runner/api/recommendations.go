@@ -102,7 +102,7 @@ func (s *Server) getRecommendations(w http.ResponseWriter, r *http.Request) {
 func (s *Server) answer(w http.ResponseWriter, ri *requestInfo, rec recommend.Recommendations) {
 	ri.answer = &answerInfo{source: rec.Source, model: rec.Model}
 	s.metrics.answers[rec.Source].Inc()
-	writeJSON(w, http.StatusOK, rec)
+	WriteJSON(w, http.StatusOK, rec)
 }
 
 // getFeatures answers the user's feature record, or 404 if the feature
@@ -125,7 +125,7 @@ func (s *Server) getFeatures(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, r, http.StatusInternalServerError, reasonInternal, "internal error")
 	default:
 		rec.UserID = userID
-		writeJSON(w, http.StatusOK, rec)
+		WriteJSON(w, http.StatusOK, rec)
 	}
 }
 

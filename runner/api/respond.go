@@ -11,9 +11,10 @@ type errorBody struct {
 	Error string `json:"error"`
 }
 
-// writeJSON answers v as JSON with status. Answers carry personal data, so
+// WriteJSON answers v as JSON with status: every answer of both APIs and
+// of the routes added to the admin API. Answers carry personal data, so
 // no intermediary may store them.
-func writeJSON(w http.ResponseWriter, status int, v any) {
+func WriteJSON(w http.ResponseWriter, status int, v any) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false) // "<key>" rather than "\u003ckey\u003e"; nosniff below
@@ -41,5 +42,5 @@ func (s *Server) reject(w http.ResponseWriter, r *http.Request, status int, reas
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
 	}
-	writeJSON(w, status, errorBody{Error: msg})
+	WriteJSON(w, status, errorBody{Error: msg})
 }

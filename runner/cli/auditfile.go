@@ -13,6 +13,7 @@ import (
 
 	"github.com/aetherai/aether/audit"
 	es "github.com/aetherai/aether/audit/elasticsearch"
+	"github.com/aetherai/aether/runner"
 	"github.com/aetherai/aether/runner/config"
 )
 
@@ -63,7 +64,14 @@ func openAuditSink(out io.Writer, cfg config.AuditConf, fileFlag string, reg pro
 	if fileFlag != "" {
 		return nil, "", usageError{errors.New("--audit-file and audit.elasticsearch are both set; the trail goes to one of them")}
 	}
-	opts := []es.Option{es.URLs(e.URLs...), es.FlushInterval(e.FlushInterval), es.Registerer(reg)}
+	conn, err := runner.ElasticsearchConn(e)
+	if err != nil {
+		return nil, "", err
+	}
+	opts := []es.Option{es.FlushInterval(e.FlushInterval), es.Registerer(reg)}
+	for _, c := range conn {
+		opts = append(opts, c)
+	}
 	prefix := es.DefaultPrefix
 	if e.IndexPrefix != "" { // set unless the configuration was not defaulted
 		prefix = e.IndexPrefix
@@ -74,16 +82,6 @@ func openAuditSink(out io.Writer, cfg config.AuditConf, fileFlag string, reg pro
 	}
 	if e.SpillDir != "" {
 		opts = append(opts, es.SpillDir(e.SpillDir))
-	}
-	if e.Username != "" {
-		pw, err := e.ResolvePassword()
-		if err != nil {
-			return nil, "", err
-		}
-		opts = append(opts, es.BasicAuth(e.Username, pw))
-	}
-	if e.CAFile != "" {
-		opts = append(opts, es.CAFile(e.CAFile))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), auditOpenTimeout)
 	defer cancel()

@@ -309,7 +309,7 @@ func buildEvidenceChecks(ctx context.Context, cfg *config.Config, ef evidenceFla
 		}
 		checks = append(checks, evidence.AuditTrailFunc("elasticsearch "+prefix+"-*", ef.auditMaxAge,
 			func(ctx context.Context) (audit.Report, time.Time, error) {
-				opts, err := esConnOptions(e)
+				opts, err := runner.ElasticsearchConn(e)
 				if err != nil {
 					return audit.Report{}, time.Time{}, err
 				}
@@ -472,22 +472,6 @@ func esEndpoint(e config.AuditElasticsearch) evidence.Endpoint {
 		}
 	}
 	return ep
-}
-
-// esConnOptions are the connection options of the Elasticsearch trail.
-func esConnOptions(e config.AuditElasticsearch) ([]es.ConnOption, error) {
-	opts := []es.ConnOption{es.URLs(e.URLs...)}
-	if e.Username != "" {
-		pw, err := e.ResolvePassword()
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, es.BasicAuth(e.Username, pw))
-	}
-	if e.CAFile != "" {
-		opts = append(opts, es.CAFile(e.CAFile))
-	}
-	return opts, nil
 }
 
 // newestApproved is configuredModel for a versioned model.uri: the newest

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"net/http"
 
 	"github.com/aetherai/aether/model/rollout"
@@ -36,11 +35,7 @@ func stateOf(sw *rollout.Switch) modelState {
 // registerModelAdmin adds the rollout routes to the admin API: see the
 // current and candidate models, promote the candidate, or end the rollout.
 func registerModelAdmin(adm *api.AdminServer, sw *rollout.Switch) error {
-	answer := func(w http.ResponseWriter, status int, v any) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		_ = json.NewEncoder(w).Encode(v)
-	}
+	answer := api.WriteJSON
 	noCandidate := func(w http.ResponseWriter, r *http.Request) {
 		api.AdminAuditAttr(r, "reason", "no_candidate")
 		answer(w, http.StatusConflict, map[string]string{"error": "no candidate model is being rolled out"})

@@ -4,6 +4,7 @@
 //	go run ./bench/cmd/aether-bench pipeline -events 20000 -rounds 1   # smoke test
 //	go run ./bench/cmd/aether-bench pipeline -cpuprofile cpu.out   # profile the aether variant
 //	go run ./bench/cmd/aether-bench pipeline -audit                # also aether with the audit trail on
+//	go run ./bench/cmd/aether-bench pipeline -seal                 # also aether with sealing on (needs Redis)
 //	go run ./bench/cmd/aether-bench serve                          # serving: inference, HTTP cache hits, redis-benchmark (~1 min)
 //	go run ./bench/cmd/aether-bench serve -users 200 -duration 1s  # smoke test
 //
@@ -72,13 +73,22 @@ With -audit, a fourth processor runs in each round:
                per input partition to a hash-chained file (fsync on every
                write); the trail is verified and must attest every offset
 
+With -seal (needs Redis at -redis), one more:
+
+  aether-seal  the aether processor with processors.Seal and a keyring on
+               Redis, on the same events sealed per user by an emitter
+               with processors.ClientSeal: it opens every input record
+               and seals every table write and output record; the run
+               fails unless it did
+
 A rate is events divided by the time from the first record a processor
 sees to the moment it handled all of them (group join and startup
 excluded). Progress goes to stderr; the last line on stdout is a JSON
 object with the median rates and
   overhead_ratio   = aether / handwritten  (1.0 = the runtime costs nothing)
   efficiency_ratio = aether / bare
-  audit_ratio      = aether-audit / aether (with -audit)`,
+  audit_ratio      = aether-audit / aether (with -audit)
+  seal_ratio       = aether-seal / aether  (with -seal)`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			res, err := pipebench.Run(cmd.Context(), cfg, cmd.ErrOrStderr())
@@ -102,8 +112,10 @@ object with the median rates and
 	f.Uint64Var(&cfg.Seed, "seed", pipebench.DefaultSeed, "clickstream seed")
 	f.DurationVar(&cfg.Timeout, "timeout", 0, "give up on a variant that has not handled every event this long after it started (0 = 2m + 1ms per event)")
 	f.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of one variant to `FILE` (round r > 1 to FILE.r<r>)")
-	f.StringVar(&cfg.ProfileVariant, "profile-variant", pipebench.Aether, "variant to profile with -cpuprofile: aether, aether-audit (with -audit), handwritten or bare")
+	f.StringVar(&cfg.ProfileVariant, "profile-variant", pipebench.Aether, "variant to profile with -cpuprofile: aether, aether-audit (with -audit), aether-seal (with -seal), handwritten or bare")
 	f.BoolVar(&cfg.Audit, "audit", false, "also run aether with its audit trail (attestations to a file) and report audit_ratio = aether-audit / aether")
+	f.BoolVar(&cfg.Seal, "seal", false, "also run aether with sealing on (per-user keys in Redis, sealed input) and report seal_ratio = aether-seal / aether")
+	f.StringVar(&cfg.Redis, "redis", pipebench.DefaultRedis, "`host:port` of the Redis holding the keyring's data keys (with -seal)")
 	return cmd
 }
 
