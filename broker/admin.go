@@ -128,7 +128,15 @@ func DescribeTopic(ctx context.Context, addrs []string, cfg *sarama.Config, topi
 		return TopicSpec{}, err
 	}
 	defer admin.Close()
+	return Describe(ctx, admin, topic)
+}
 
+// Describe is DescribeTopic on an open admin client, for callers that
+// describe many topics over one connection.
+func Describe(ctx context.Context, admin sarama.ClusterAdmin, topic string) (TopicSpec, error) {
+	if topic == "" {
+		return TopicSpec{}, errors.New("broker: describe topic: empty name")
+	}
 	n, err := partitionCount(ctx, admin, topic)
 	if err != nil {
 		return TopicSpec{}, err

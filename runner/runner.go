@@ -257,6 +257,7 @@ func Start(ctx context.Context, p Parts) (run *Running, err error) {
 	log.Info("HTTP API listening", "addr", run.Addr, "tls", tlsCfg != nil)
 	if cfg.HTTP.Admin.Enabled() {
 		adminCfg.Audit, adminCfg.Logger, adminCfg.AuditSubjectKey = p.Audit, log, subjectKey
+		adminCfg.AuditErrors = srv.AuditErrors()
 		adm, err := api.NewAdmin(adminCfg)
 		if err != nil {
 			return run, err

@@ -123,9 +123,14 @@ func (p Problem) String() string { return p.Topic + ": " + p.Reason }
 // difference: a missing topic, another retention.ms, a cleanup policy that
 // is or is not compact against the declaration, another partition count.
 func Check(ctx context.Context, addrs []string, cfg *sarama.Config, want []Topic) ([]Problem, error) {
+	admin, err := broker.NewAdmin(ctx, addrs, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("topics: admin client: %w", err)
+	}
+	defer admin.Close()
 	var out []Problem
 	for _, w := range want {
-		got, err := broker.DescribeTopic(ctx, addrs, cfg, w.Name)
+		got, err := broker.Describe(ctx, admin, w.Name)
 		if errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
 			out = append(out, Problem{Topic: w.Name, Reason: "missing", Fixable: true})
 			continue
@@ -197,7 +202,7 @@ func Apply(ctx context.Context, addrs []string, cfg *sarama.Config, want []Topic
 				return fixed, fmt.Errorf("topics: admin client: %w", err)
 			}
 		}
-		got, err := broker.DescribeTopic(ctx, addrs, cfg, w.Name)
+		got, err := broker.Describe(ctx, admin, w.Name)
 		if err != nil {
 			return fixed, err
 		}

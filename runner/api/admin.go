@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/aetherai/aether/audit"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // AdminPrefix starts the path of every admin route.
@@ -37,6 +38,9 @@ type AdminConfig struct {
 	// values and client addresses, as Config.AuditSubjectKey (share it
 	// with the API's, so that references match across both trails).
 	AuditSubjectKey []byte
+	// AuditErrors, if set, counts failed audit writes (Server.AuditErrors:
+	// the API's aether_audit_write_errors_total, which alerts watch).
+	AuditErrors prometheus.Counter
 	// Logger receives the access log and errors; nil discards them.
 	Logger *slog.Logger
 	// Now stamps audit events (default time.Now).
@@ -54,6 +58,7 @@ type AdminServer struct {
 	compare  func(x, y []byte) int
 	audit    audit.Sink
 	auditKey []byte
+	auditErr prometheus.Counter // nil: not counted
 	log      *slog.Logger
 	now      func() time.Time
 	mux      *http.ServeMux
@@ -85,6 +90,7 @@ func NewAdmin(cfg AdminConfig) (*AdminServer, error) {
 		compare:  subtle.ConstantTimeCompare,
 		audit:    cfg.Audit,
 		auditKey: bytes.Clone(cfg.AuditSubjectKey),
+		auditErr: cfg.AuditErrors,
 		log:      cfg.Logger,
 		now:      cfg.Now,
 		mux:      http.NewServeMux(),
@@ -306,20 +312,11 @@ func (a *AdminServer) auditRequest(r *http.Request, ai *adminInfo, status int) {
 		events = append(events, e)
 	}
 	if err == nil && isDenial(status) {
-		denied := base
-		outcome := code
-		if ai.reason != "" {
-			outcome += " " + ai.reason
-		}
 		dattrs := map[string]string{"status": code}
 		if ai.reason != "" {
 			dattrs["reason"] = ai.reason
 		}
-		if ai.ip.IsValid() {
-			dattrs[attrClientIPRef] = hmacHex(a.auditKey, ai.ip.String())
-		}
-		denied.Kind, denied.Outcome, denied.Attributes = audit.KindAccessDenied, outcome, dattrs
-		if e, err = audit.New(denied); err == nil {
+		if e, err = audit.New(accessDenied(base, code, ai.reason, dattrs, ai.ip, a.auditKey)); err == nil {
 			events = append(events, e)
 		}
 	}
@@ -327,6 +324,9 @@ func (a *AdminServer) auditRequest(r *http.Request, ai *adminInfo, status int) {
 		err = a.audit.Write(context.WithoutCancel(r.Context()), events...)
 	}
 	if err != nil {
+		if a.auditErr != nil {
+			a.auditErr.Inc()
+		}
 		a.log.LogAttrs(r.Context(), slog.LevelError, "admin audit write failed",
 			slog.String("request_id", ai.id), slog.String("route", ai.route), slog.Any("error", err))
 	}

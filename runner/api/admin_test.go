@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/aetherai/aether/audit"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 const adminToken = "admin-token-0123456789abcdef"
@@ -158,5 +160,21 @@ func TestListenAdmin(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || strings.TrimSpace(string(b)) != `{"status":"ok"}` {
 		t.Errorf("%d %s", resp.StatusCode, b)
+	}
+}
+
+// A failed audit write of the admin API is counted where the API counts
+// its own, and the request is answered all the same.
+func TestAdminCountsFailedAuditWrites(t *testing.T) {
+	failed := prometheus.NewCounter(prometheus.CounterOpts{Name: "aether_audit_write_errors_total"})
+	a, err := NewAdmin(AdminConfig{TokenSHA256: sha256.Sum256([]byte(adminToken)), Audit: failingSink{},
+		AuditErrors: failed, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, adminDo(a, "GET", "/admin/v1/health", adminToken), 200, `{"status":"ok"}`)
+	adminDo(a, "GET", "/admin/v1/health", "wrong")
+	if got := testutil.ToFloat64(failed); got != 2 {
+		t.Errorf("failed audit writes counted: %v, want 2", got)
 	}
 }

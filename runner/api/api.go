@@ -382,3 +382,7 @@ func registries(reg prometheus.Registerer, gat prometheus.Gatherer) (prometheus.
 	}
 	return reg, gat, nil
 }
+
+// AuditErrors is the counter of failed audit writes
+// (aether_audit_write_errors_total), for the admin API to count its own in.
+func (s *Server) AuditErrors() prometheus.Counter { return s.metrics.auditErrors }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"net/netip"
 	"strconv"
 
 	"github.com/aetherai/aether/audit"
@@ -81,17 +82,7 @@ func (s *Server) auditRequest(r *http.Request, ri *requestInfo, route string, st
 		}
 	}
 	if err == nil && isDenial(status) {
-		denied := base
-		outcome := code
-		if ri.reason != "" {
-			outcome += " " + ri.reason
-		}
-		dattrs := maps.Clone(attrs)
-		if ri.ip.IsValid() {
-			dattrs[attrClientIPRef] = s.subjectRef(ri.ip.String())
-		}
-		denied.Kind, denied.Outcome, denied.Attributes = audit.KindAccessDenied, outcome, dattrs
-		if e, err = audit.New(denied); err == nil {
+		if e, err = audit.New(accessDenied(base, code, ri.reason, attrs, ri.ip, s.auditKey)); err == nil {
 			events = append(events, e)
 		}
 	}
@@ -143,4 +134,19 @@ func newAuditKey() []byte {
 	k := make([]byte, 32)
 	_, _ = rand.Read(k)
 	return k
+}
+
+// accessDenied is the access_denied event of a 401, 403 or 429 answered to
+// the request base describes: the status and reason as outcome, attrs
+// with the client's address as a keyed hash (never raw).
+func accessDenied(base audit.Event, code, reason string, attrs map[string]string, ip netip.Addr, key []byte) audit.Event {
+	ev := base
+	ev.Kind, ev.Outcome, ev.Attributes = audit.KindAccessDenied, code, maps.Clone(attrs)
+	if reason != "" {
+		ev.Outcome += " " + reason
+	}
+	if ip.IsValid() {
+		ev.Attributes[attrClientIPRef] = hmacHex(key, ip.String())
+	}
+	return ev
 }
