@@ -29,6 +29,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -180,12 +181,18 @@ func IsSealed(b []byte) bool {
 // subject has none. The result is bound to subject: it opens only under the
 // same subject.
 func (k *Keyring) Seal(ctx context.Context, subject string, plain []byte) ([]byte, error) {
-	out, err := k.seal(ctx, subject, plain)
+	return k.AppendSeal(ctx, nil, subject, plain)
+}
+
+// AppendSeal is Seal appending the sealed value to dst, so that a caller
+// building a record around it allocates once.
+func (k *Keyring) AppendSeal(ctx context.Context, dst []byte, subject string, plain []byte) ([]byte, error) {
+	out, err := k.seal(ctx, dst, subject, plain)
 	k.m.count(&k.m.seal, err)
 	return out, err
 }
 
-func (k *Keyring) seal(ctx context.Context, subject string, plain []byte) ([]byte, error) {
+func (k *Keyring) seal(ctx context.Context, dst []byte, subject string, plain []byte) ([]byte, error) {
 	if subject == "" {
 		return nil, errNoSubject
 	}
@@ -193,10 +200,11 @@ func (k *Keyring) seal(ctx context.Context, subject string, plain []byte) ([]byt
 	if err != nil {
 		return nil, err
 	}
-	out := make([]byte, headerLen, overhead+len(plain))
-	copy(out, magic)
-	copy(out[len(magic):], e.keyID[:])
-	nonce := out[len(magic)+keyIDLen : headerLen]
+	out := grow(dst, overhead+len(plain))
+	start := len(out)
+	out = append(append(out, magic...), e.keyID[:]...)
+	out = out[:start+headerLen]
+	nonce := out[start+len(magic)+keyIDLen:]
 	_, _ = rand.Read(nonce) // never fails (crypto/rand crashes the program instead)
 	return e.aead.Seal(out, nonce, plain, e.aad), nil
 }
@@ -206,12 +214,17 @@ func (k *Keyring) seal(ctx context.Context, subject string, plain []byte) ([]byt
 // sealed with is gone, and ErrTampered if it fails authentication. Other
 // errors come from Redis and may be transient.
 func (k *Keyring) Open(ctx context.Context, subject string, sealed []byte) ([]byte, error) {
-	out, err := k.open(ctx, subject, sealed)
+	return k.AppendOpen(ctx, nil, subject, sealed)
+}
+
+// AppendOpen is Open appending the plain value to dst.
+func (k *Keyring) AppendOpen(ctx context.Context, dst []byte, subject string, sealed []byte) ([]byte, error) {
+	out, err := k.open(ctx, dst, subject, sealed)
 	k.m.count(&k.m.open, err)
 	return out, err
 }
 
-func (k *Keyring) open(ctx context.Context, subject string, sealed []byte) ([]byte, error) {
+func (k *Keyring) open(ctx context.Context, dst []byte, subject string, sealed []byte) ([]byte, error) {
 	if subject == "" {
 		return nil, errNoSubject
 	}
@@ -236,7 +249,7 @@ func (k *Keyring) open(ctx context.Context, subject string, sealed []byte) ([]by
 	}
 	nonce := sealed[len(magic)+keyIDLen : headerLen]
 	ct := sealed[headerLen:]
-	plain, err := e.aead.Open(make([]byte, 0, len(ct)-tagLen), nonce, ct, e.aad)
+	plain, err := e.aead.Open(grow(dst, len(ct)-tagLen), nonce, ct, e.aad)
 	if err != nil {
 		return nil, ErrTampered
 	}
@@ -462,4 +475,13 @@ func (m *metrics) lookup(hit bool) {
 	} else {
 		m.miss.Inc()
 	}
+}
+
+// grow returns dst with room for n more bytes: an exact allocation when
+// dst is nil (Seal and Open return exactly what they produce).
+func grow(dst []byte, n int) []byte {
+	if dst == nil {
+		return make([]byte, 0, n)
+	}
+	return slices.Grow(dst, n)
 }

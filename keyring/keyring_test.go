@@ -536,3 +536,18 @@ func BenchmarkOpenCached(b *testing.B) {
 		}
 	}
 }
+
+// AppendSeal and AppendOpen keep what dst held and append the value.
+func TestAppend(t *testing.T) {
+	e := newEnv(t)
+	k := e.keyring(t)
+	ctx := context.Background()
+	head := []byte("envelope:")
+	sealed, err := k.AppendSeal(ctx, bytes.Clone(head), subject(1), []byte("state"))
+	require.NoError(t, err)
+	require.Equal(t, head, sealed[:len(head)])
+	require.True(t, keyring.IsSealed(sealed[len(head):]))
+	plain, err := k.AppendOpen(ctx, bytes.Clone(head), subject(1), sealed[len(head):])
+	require.NoError(t, err)
+	require.Equal(t, "envelope:state", string(plain))
+}

@@ -20,6 +20,9 @@ const (
 	DefaultSessionGap = 30 * time.Minute
 	DefaultShrinkage  = 1.0
 	DefaultRepeat     = 10.0
+	// DefaultDistanceExponent is the default e of DistanceExponent: a
+	// successor at distance d weighs 1/d.
+	DefaultDistanceExponent = 1.0
 )
 
 // Limits of the training options.
@@ -31,6 +34,8 @@ const (
 	MaxNeighbours = 200
 	// MaxWindow bounds Window.
 	MaxWindow = 50
+	// MaxDistanceExponent bounds DistanceExponent.
+	MaxDistanceExponent = 10.0
 )
 
 // ErrNoEvents is returned by Train when no event is usable.
@@ -46,6 +51,7 @@ type trainConfig struct {
 	gap        time.Duration
 	shrinkage  float64
 	repeat     float64
+	distExp    float64
 	version    string
 	created    time.Time
 	opset      int
@@ -60,9 +66,15 @@ func VocabSize(v int) TrainOption { return func(c *trainConfig) { c.vocab = v } 
 func Neighbours(n int) TrainOption { return func(c *trainConfig) { c.neighbours = n } }
 
 // Window sets how many following items of a session count as successors of
-// an item, the one at distance d with weight 1/d; default 1, at most
-// MaxWindow.
+// an item, the one at distance d with weight 1/d^e (e: DistanceExponent);
+// default 1, at most MaxWindow.
 func Window(w int) TrainOption { return func(c *trainConfig) { c.window = w } }
+
+// DistanceExponent sets e, the decay of a successor's credit with its
+// distance d in the session: 1/d^e. Default 1 (1/d); 2 is the 1/d^2 of
+// sequential rules (SR), 0 credits the whole Window alike. It matters
+// only for Window > 1; 0 <= e <= MaxDistanceExponent.
+func DistanceExponent(e float64) TrainOption { return func(c *trainConfig) { c.distExp = e } }
 
 // SessionGap sets the inactivity gap that separates a user's sessions;
 // default 30 minutes. Transitions are learnt within sessions only.
@@ -112,6 +124,8 @@ func (c *trainConfig) validate() error {
 		return fmt.Errorf("model: Shrinkage must be a finite number >= 0, got %v", c.shrinkage)
 	case math.IsNaN(c.repeat) || math.IsInf(c.repeat, 0) || c.repeat < 0:
 		return fmt.Errorf("model: RepeatPrior must be a finite number >= 0, got %v", c.repeat)
+	case math.IsNaN(c.distExp) || c.distExp < 0 || c.distExp > MaxDistanceExponent:
+		return fmt.Errorf("model: DistanceExponent must be between 0 and %v, got %v", MaxDistanceExponent, c.distExp)
 	case c.opset != 13 && c.opset != 16:
 		return fmt.Errorf("model: Opset must be 13 or 16, got %d", c.opset)
 	case len(c.version) > 128:
@@ -129,6 +143,8 @@ type Params struct {
 	Shrinkage  float64 `json:"shrinkage"`
 	// RepeatPrior is the weight of the repeat prior (see RepeatPrior).
 	RepeatPrior float64 `json:"repeatPrior"`
+	// DistanceExponent is e in a successor's weight 1/d^e.
+	DistanceExponent float64 `json:"distanceExponent"`
 }
 
 // TrainingStats describe the data a model was trained on.
@@ -184,13 +200,15 @@ type userEvent struct {
 //
 // Each user's events are split into sessions at gaps longer than
 // SessionGap. Within a session every item i is credited with the next
-// Window items j with weight 1/distance: C[i][j]. Repeats count: a
-// consecutive event on the same product, and j == i, are transitions
-// like any other, so T[i][i] learns how often item i is clicked again
-// (real sessions re-click items a lot, and the evaluation protocol scores
-// those clicks); RepeatPrior then adds a pseudo-count to each C[i][i]. Rows are normalised to
-// T[i][j] = C[i][j] / (sum_j C[i][j] + Shrinkage), an estimate of "j comes
-// soon after i", and each row keeps its Neighbours best entries.
+// Window items j, the one at distance d with weight 1/d^e (e:
+// DistanceExponent, default 1): C[i][j]. Repeats count: a consecutive
+// event on the same product, and j == i, are transitions like any other,
+// so T[i][i] learns how often item i is clicked again (real sessions
+// re-click items a lot, and the evaluation protocol scores those clicks);
+// RepeatPrior then adds a pseudo-count to each C[i][i]. Rows are
+// normalised to T[i][j] = C[i][j] / (sum_j C[i][j] + Shrinkage), an
+// estimate of "j comes soon after i", and each row keeps its Neighbours
+// best entries.
 // Only the VocabSize most frequent products are items of the model; other
 // products keep their places in a session (they count for distances) but
 // neither give nor get credit.
@@ -202,6 +220,7 @@ func Train(events iter.Seq[event.Event], opts ...TrainOption) (*Model, error) {
 	cfg := trainConfig{
 		vocab: DefaultVocabSize, neighbours: DefaultNeighbours, window: DefaultWindow,
 		gap: DefaultSessionGap, shrinkage: DefaultShrinkage, repeat: DefaultRepeat, opset: DefaultOpset,
+		distExp: DefaultDistanceExponent,
 	}
 	for _, o := range opts {
 		if o != nil {
@@ -279,6 +298,7 @@ func Train(events iter.Seq[event.Event], opts ...TrainOption) (*Model, error) {
 		params: Params{
 			VocabSize: cfg.vocab, Neighbours: cfg.neighbours, Window: cfg.window,
 			SessionGap: cfg.gap.String(), Shrinkage: cfg.shrinkage, RepeatPrior: cfg.repeat,
+			DistanceExponent: cfg.distExp,
 		},
 		vocab:  make([]string, v),
 		index:  make(map[string]int32, v),
@@ -312,6 +332,7 @@ func Train(events iter.Seq[event.Event], opts ...TrainOption) (*Model, error) {
 		seq       []int32
 		self, all float64 // counted transitions: to the same item, to any
 	)
+	dw := distanceWeights(cfg.window, cfg.distExp)
 	for _, u := range userOrder {
 		h := history[users[u]]
 		slices.SortFunc(h, func(a, b userEvent) int {
@@ -330,7 +351,7 @@ func Train(events iter.Seq[event.Event], opts ...TrainOption) (*Model, error) {
 			for _, e := range h[start:i] {
 				seq = append(seq, toItem[e.pid]) // repeats too: re-clicks are predictable
 			}
-			s, a := countPairs(rows, seq, cfg.window)
+			s, a := countPairs(rows, seq, dw)
 			self, all = self+s, all+a
 			start = i
 		}
@@ -397,14 +418,33 @@ func Train(events iter.Seq[event.Event], opts ...TrainOption) (*Model, error) {
 	return m, nil
 }
 
-// countPairs credits each item of a session with its next window items and
-// returns the credit given from items to themselves and in all.
-func countPairs(rows []map[int32]float64, seq []int32, window int) (self, all float64) {
+// distanceWeights returns the credit of a successor at distance d =
+// 1..window at index d-1: 1/d^e (exactly 1/d for e = 1, as before the
+// option existed).
+func distanceWeights(window int, e float64) []float64 {
+	w := make([]float64, window)
+	for d := 1; d <= window; d++ {
+		switch e {
+		case 1:
+			w[d-1] = 1 / float64(d)
+		case 2:
+			w[d-1] = 1 / float64(d*d)
+		default:
+			w[d-1] = 1 / math.Pow(float64(d), e)
+		}
+	}
+	return w
+}
+
+// countPairs credits each item of a session with its next len(dw) items,
+// the one at distance d with dw[d-1], and returns the credit given from
+// items to themselves and in all.
+func countPairs(rows []map[int32]float64, seq []int32, dw []float64) (self, all float64) {
 	for p, i := range seq {
 		if i < 0 {
 			continue
 		}
-		for d := 1; d <= window && p+d < len(seq); d++ {
+		for d := 1; d <= len(dw) && p+d < len(seq); d++ {
 			j := seq[p+d]
 			if j < 0 {
 				continue
@@ -412,10 +452,11 @@ func countPairs(rows []map[int32]float64, seq []int32, window int) (self, all fl
 			if rows[i] == nil {
 				rows[i] = map[int32]float64{}
 			}
-			rows[i][j] += 1 / float64(d)
-			all += 1 / float64(d)
+			w := dw[d-1]
+			rows[i][j] += w
+			all += w
 			if j == i {
-				self += 1 / float64(d)
+				self += w
 			}
 		}
 	}

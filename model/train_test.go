@@ -2,6 +2,7 @@ package model
 
 import (
 	"errors"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -25,6 +26,8 @@ func TestTrainRejectsBadOptions(t *testing.T) {
 		{Window(0), "Window"},
 		{SessionGap(0), "SessionGap"},
 		{Shrinkage(-1), "Shrinkage"},
+		{DistanceExponent(-1), "DistanceExponent"},
+		{DistanceExponent(MaxDistanceExponent + 1), "DistanceExponent"},
 		{Opset(14), "Opset"},
 		{Version(strings.Repeat("v", 129)), "Version"},
 	} {
@@ -115,6 +118,48 @@ func TestTrainLearnsWithinSessions(t *testing.T) {
 	if m3.Items() != 2 || len(res[0]) != 2 || res[0][0].ProductID != "a" || res[0][1].ProductID != "d" ||
 		res[0][0].Score != float32(1)/12 {
 		t.Errorf("vocab 2: items %d, scores %v, want a and d at 1/12", m3.Items(), res[0])
+	}
+}
+
+// DistanceExponent e weighs a successor at distance d with 1/d^e: the
+// default 1 gives 1/d, 2 the 1/d^2 of sequential rules, 0 the whole window
+// alike; and it is recorded in the parameters.
+func TestDistanceExponent(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	var evs []event.Event
+	for k, p := range []string{"a", "b", "c", "d"} {
+		evs = append(evs, event.Event{UserID: "u", ProductID: p, Timestamp: t0.Add(time.Duration(k) * time.Second)})
+	}
+	// a's row: b at 1, c at 2, d at 3.
+	for _, tc := range []struct {
+		opts []TrainOption
+		exp  float64
+		b    float64 // weights of b, c and d at distance 1, 2, 3
+		c, d float64
+	}{
+		{nil, 1, 1, 1 / 2.0, 1 / 3.0},
+		{[]TrainOption{DistanceExponent(2)}, 2, 1, 1 / 4.0, 1 / 9.0},
+		{[]TrainOption{DistanceExponent(0)}, 0, 1, 1, 1},
+		{[]TrainOption{DistanceExponent(0.5)}, 0.5, 1, 1 / math.Sqrt(2), 1 / math.Sqrt(3)},
+	} {
+		m, err := Train(slices.Values(evs), append(tc.opts, Window(3), Shrinkage(0), RepeatPrior(0))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.Params().DistanceExponent; got != tc.exp {
+			t.Errorf("exponent %v: Params().DistanceExponent = %v", tc.exp, got)
+		}
+		res, _ := m.ScoreGo([]features.Record{recentOf("a")}, MaxK)
+		got := map[string]float64{}
+		for _, it := range res[0] {
+			got[it.ProductID] = float64(it.Score)
+		}
+		sum := tc.b + tc.c + tc.d
+		for p, w := range map[string]float64{"b": tc.b / sum, "c": tc.c / sum, "d": tc.d / sum} {
+			if math.Abs(got[p]-w) > 1e-6 {
+				t.Errorf("exponent %v: a -> %s = %v, want %v", tc.exp, p, got[p], w)
+			}
+		}
 	}
 }
 

@@ -101,7 +101,7 @@ func (e *Emitter[T]) encode(ctx context.Context, key string, v T) ([]byte, error
 	if e.sealer == nil {
 		return b, nil
 	}
-	if b, err = e.sealer.Seal(ctx, key, b); err != nil {
+	if b, err = e.sealer.AppendSeal(ctx, nil, key, b); err != nil {
 		return nil, fmt.Errorf("emitter %s: seal: %w", e.stream.Name(), err)
 	}
 	return b, nil

@@ -18,8 +18,10 @@ import (
 // a user is erased from topics that cannot delete single records
 // (crypto-shredding). keyring.Keyring implements it.
 type Sealer interface {
-	Seal(ctx context.Context, subject string, plain []byte) ([]byte, error)
-	Open(ctx context.Context, subject string, sealed []byte) ([]byte, error)
+	// AppendSeal appends plain, sealed with subject's key, to dst.
+	AppendSeal(ctx context.Context, dst []byte, subject string, plain []byte) ([]byte, error)
+	// AppendOpen appends the value sealed holds to dst.
+	AppendOpen(ctx context.Context, dst []byte, subject string, sealed []byte) ([]byte, error)
 	// Forget drops any copy of subject's key held in memory; processors
 	// call it when they handle the subject's forget control record.
 	Forget(subject string)
@@ -93,15 +95,18 @@ func (p *proc) withRetries(ctx context.Context, retryable func(error) bool, op f
 	return err
 }
 
-// retrySealer runs a Seal or Open with the sink retries, counting a final
-// failure in aether_seal_errors_total{op}.
+// retrySealer runs a Seal or Open, with the sink retries when it fails for
+// a reason that may pass, counting a final failure in
+// aether_seal_errors_total{op}.
 func (p *proc) retrySealer(ctx context.Context, op string, fn func(context.Context) ([]byte, error)) ([]byte, error) {
-	var out []byte
-	err := p.withRetries(ctx, p.sealer.Retryable, func(ctx context.Context) error {
-		var err error
-		out, err = fn(ctx)
-		return err
-	})
+	out, err := fn(ctx)
+	if err != nil && p.sealer.Retryable(err) {
+		err = p.withRetries(ctx, p.sealer.Retryable, func(ctx context.Context) error {
+			var err error
+			out, err = fn(ctx)
+			return err
+		})
+	}
 	if err != nil {
 		p.r.metrics.sealErrors.WithLabelValues(p.spec.Name, op).Inc()
 	}
@@ -116,7 +121,7 @@ func (p *proc) open(ctx context.Context, rec engine.Record, table []byte) (engin
 		return rec, table, nil
 	}
 	if p.sealedIn[rec.Topic] {
-		v, err := p.retrySealer(ctx, "open", func(ctx context.Context) ([]byte, error) { return p.sealer.Open(ctx, rec.Key, rec.Value) })
+		v, err := p.retrySealer(ctx, "open", func(ctx context.Context) ([]byte, error) { return p.sealer.AppendOpen(ctx, nil, rec.Key, rec.Value) })
 		if err != nil {
 			return rec, nil, &engine.Failure{Stage: "open", Err: err}
 		}
@@ -158,7 +163,7 @@ func (p *proc) seal(ctx context.Context, key string, res *engine.Result) *engine
 		if !p.sealedOut[e.Topic] {
 			continue
 		}
-		v, err := p.retrySealer(ctx, "seal", func(ctx context.Context) ([]byte, error) { return p.sealer.Seal(ctx, e.Key, e.Value) })
+		v, err := p.retrySealer(ctx, "seal", func(ctx context.Context) ([]byte, error) { return p.sealer.AppendSeal(ctx, nil, e.Key, e.Value) })
 		if err != nil {
 			return &engine.Failure{Stage: "seal", Err: fmt.Errorf("output to %s: %w", e.Topic, err)}
 		}
@@ -182,11 +187,7 @@ func sealState(ctx context.Context, s Sealer, key string, table []byte) ([]byte,
 	if err != nil || off == len(table) {
 		return table, err
 	}
-	sealed, err := s.Seal(ctx, key, table[off:])
-	if err != nil {
-		return nil, err
-	}
-	return append(table[:off:off], sealed...), nil
+	return s.AppendSeal(ctx, table[:off:off], key, table[off:])
 }
 
 // openState opens the state that sealState sealed.
@@ -195,11 +196,7 @@ func openState(ctx context.Context, s Sealer, key string, table []byte) ([]byte,
 	if err != nil || off == len(table) {
 		return table, err
 	}
-	plain, err := s.Open(ctx, key, table[off:])
-	if err != nil {
-		return nil, err
-	}
-	return append(table[:off:off], plain...), nil
+	return s.AppendOpen(ctx, table[:off:off], key, table[off:])
 }
 
 // forgetKey drops the subject's key from the sealer's memory.

@@ -188,12 +188,37 @@ func StateBytes(tableValue []byte) ([]byte, error) {
 // StateOffset returns where the operator state begins in a table value:
 // what precedes it is the envelope's bookkeeping (offsets, event-id
 // hashes, timers), which the runtime leaves clear when it seals the state.
+// It skips the bookkeeping without decoding it: the runtime calls it
+// twice per record of a sealed table.
 func StateOffset(tableValue []byte) (int, error) {
-	var e envelope
-	if err := decodeEnvelope(tableValue, &e, nil); err != nil {
-		return 0, err
+	if len(tableValue) == 0 {
+		return 0, nil
 	}
-	return len(tableValue) - len(e.state), nil
+	if tableValue[0] != envelopeVersion {
+		return 0, fmt.Errorf("%w: version %d", ErrEnvelope, tableValue[0])
+	}
+	r := reader{b: tableValue[1:]}
+	r.varint() // watermark
+	for n := r.count(10); n > 0 && r.err == nil; n-- {
+		r.uvarint() // fence topic
+		r.varint()  // fence offset
+	}
+	r.uvarint() // id ring head
+	if n := r.count(4); r.err == nil {
+		if len(r.b) < 4*n {
+			r.fail("id")
+		} else {
+			r.b = r.b[4*n:]
+		}
+	}
+	for n := r.count(2); n > 0 && r.err == nil; n-- {
+		r.uvarint() // timer operator
+		r.varint()  // timer deadline
+	}
+	if r.err != nil {
+		return 0, r.err
+	}
+	return len(tableValue) - len(r.b), nil
 }
 
 // Timers returns the earliest pending timer stored in a table value (zero

@@ -53,6 +53,7 @@ type evaluation struct {
 func trainCmd() *cobra.Command {
 	var events, out, version, test string
 	var synthetic, vocab, neighbours, window, opset, every int
+	var distExp float64
 	var seed uint64
 	cmd := &cobra.Command{
 		Use:   "train (--events FILE | --synthetic N) -o DIR [--test FILE]",
@@ -89,6 +90,9 @@ to pin in the pipeline file (model.sha256). Progress goes to stderr.`,
 			}
 			if version != "" {
 				opts = append(opts, model.Version(version))
+			}
+			if cmd.Flags().Changed("distance-exponent") {
+				opts = append(opts, model.DistanceExponent(distExp))
 			}
 
 			var (
@@ -192,6 +196,7 @@ to pin in the pipeline file (model.sha256). Progress goes to stderr.`,
 	cmd.Flags().IntVar(&vocab, "vocab-size", 0, fmt.Sprintf("items the model knows, the most frequent (default %d)", model.DefaultVocabSize))
 	cmd.Flags().IntVar(&neighbours, "neighbours", 0, fmt.Sprintf("successors kept per item (default %d)", model.DefaultNeighbours))
 	cmd.Flags().IntVar(&window, "window", 0, fmt.Sprintf("following items of a session that count as successors (default %d)", model.DefaultWindow))
+	cmd.Flags().Float64Var(&distExp, "distance-exponent", model.DefaultDistanceExponent, "a successor d places on weighs 1/d^e (2 with --window 20 is the SR baseline's rule; see model/doc.go)")
 	cmd.Flags().IntVar(&opset, "opset", 0, fmt.Sprintf("ONNX opset of model.onnx, 13 or 16 (default %d)", model.DefaultOpset))
 	cmd.Flags().IntVar(&every, "progress-every", defaultProgressEvery, "events between progress lines")
 	_ = cmd.Flags().MarkHidden("progress-every")
