@@ -7,11 +7,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/aetherai/aether/keyring"
 	"github.com/aetherai/aether/topology"
+	"github.com/redis/go-redis/v9"
 )
 
 // ProbeSubject starts the subject of the data key PersonalDataSealed
@@ -42,6 +44,9 @@ type Sealing struct {
 	// the configured Redis. Its errors (Redis unreachable) make the
 	// control an error, not a fail.
 	Keyring func(ctx context.Context) (*keyring.Keyring, error)
+	// Redis, if set, is the data keys' Redis, whose eviction and
+	// persistence settings the control reads (CONFIG GET).
+	Redis redis.UniversalClient
 }
 
 // PersonalDataSealed is the crypto-shredding control: every stream that
@@ -116,6 +121,13 @@ func personalDataSealed(ctx context.Context, s Sealing) Result {
 		if bad != "" {
 			problems = append(problems, bad)
 		}
+		if s.Redis != nil {
+			detail, bad := keyDurability(ctx, s.Redis)
+			details = append(details, detail)
+			if bad != "" {
+				problems = append(problems, bad)
+			}
+		}
 	}
 	switch {
 	case len(problems) > 0:
@@ -189,4 +201,26 @@ func probe(ctx context.Context, s Sealing) (live, bad, failed string) {
 			"after the destruction the value fails with " + err.Error() + ", not as destroyed", ""
 	}
 	return where + ": sealed, opened, destroyed; Open then failed", "", "the probe could not check the destruction (Redis): " + err.Error()
+}
+
+// keyDurability reads how the data keys' Redis keeps them: a Redis that
+// may evict keys (maxmemory with any policy but noeviction; the data keys
+// have a TTL, so volatile-* policies take them too) deletes users' data
+// at random, which fails the control; persistence is reported, since a
+// Redis that keeps nothing loses every key on restart.
+func keyDurability(ctx context.Context, rdb redis.UniversalClient) (detail, bad string) {
+	cfg, err := rdb.ConfigGet(ctx, "*").Result()
+	if err != nil {
+		return "data keys' Redis settings unknown (CONFIG GET: " + err.Error() + ")", ""
+	}
+	maxmemory, policy := cfg["maxmemory"], cfg["maxmemory-policy"]
+	persist := "appendonly " + cmpOr(cfg["appendonly"], "?") + ", save " + strconv.Quote(cfg["save"])
+	detail = fmt.Sprintf("data keys' Redis: maxmemory %s, maxmemory-policy %s, %s", cmpOr(maxmemory, "?"), cmpOr(policy, "?"), persist)
+	if cfg["appendonly"] == "no" && strings.TrimSpace(cfg["save"]) == "" {
+		detail += " (NOT PERSISTED: a restart loses every data key, and with them all sealed data)"
+	}
+	if maxmemory != "" && maxmemory != "0" && policy != "noeviction" {
+		bad = fmt.Sprintf("the data keys' Redis may evict keys (maxmemory %s, maxmemory-policy %s): an evicted data key deletes its user's data; set maxmemory-policy noeviction", maxmemory, policy)
+	}
+	return detail, bad
 }

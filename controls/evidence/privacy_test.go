@@ -180,3 +180,33 @@ func TestEvidencePersonalDataSealedCleansUpOnFailure(t *testing.T) {
 	require.Contains(t, res.Why, "context canceled")
 	require.Empty(t, dataKeys(t, c, prefix), "the probe's key is destroyed on failure too")
 }
+
+// A Redis that may evict the data keys fails the control (an evicted key
+// deletes a user's data); one that keeps nothing on disk is reported.
+func TestEvidencePersonalDataSealedKeyStoreDurability(t *testing.T) {
+	t.Setenv(masterEnv, strings.Repeat("k", 32))
+	p := config.Privacy{MasterKeyEnv: masterEnv}
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		status evidence.Status
+		detail string
+	}{
+		{"no limit", nil, evidence.StatusPass, "maxmemory 0, maxmemory-policy noeviction, appendonly no, save \"\" (NOT PERSISTED"},
+		{"evicting", []string{"--maxmemory", "64mb", "--maxmemory-policy", "volatile-lru", "--appendonly", "yes"}, evidence.StatusFail,
+			"maxmemory 67108864, maxmemory-policy volatile-lru, appendonly yes"},
+		{"capped, no eviction", []string{"--maxmemory", "64mb", "--maxmemory-policy", "noeviction"}, evidence.StatusPass, "maxmemory-policy noeviction"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := redistest.Start(t, tc.args...)
+			s := sealing(privacyTopology(t, false), p, c)
+			s.Redis = c
+			res := evidence.PersonalDataSealed(s).Run(context.Background())
+			require.Equal(t, tc.status, res.Status, "%+v", res)
+			require.Contains(t, strings.Join(res.Details, "\n"), tc.detail)
+			if tc.status == evidence.StatusFail {
+				require.Contains(t, res.Why, "the data keys' Redis may evict keys (maxmemory 67108864, maxmemory-policy volatile-lru)")
+			}
+		})
+	}
+}

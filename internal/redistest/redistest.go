@@ -5,7 +5,10 @@ package redistest
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -71,4 +74,46 @@ func CleanupPrefix(tb testing.TB, c redis.UniversalClient, prefix string) {
 			_ = c.Unlink(context.Background(), keys...).Err()
 		}
 	})
+}
+
+// Start runs a private redis-server on a free loopback port, with extra
+// arguments after the defaults (no persistence, so later ones override
+// them), for tests that need a server configured their own way; it is
+// killed when the test ends. It fails under CI and skips elsewhere when
+// redis-server is not installed.
+func Start(tb testing.TB, extra ...string) *redis.Client {
+	tb.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			tb.Fatalf("redis-server is required in CI: %v", err)
+		}
+		tb.Skip("redis-server is not installed (CI installs it)")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_, port, _ := net.SplitHostPort(addr)
+	_ = l.Close()
+	dir := tb.TempDir()
+	args := append([]string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", dir, "--logfile", filepath.Join(dir, "redis.log")}, extra...)
+	cmd := exec.Command(bin, args...)
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	c := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true, DialTimeout: time.Second})
+	tb.Cleanup(func() { _ = c.Close() })
+	for range 100 {
+		if c.Ping(context.Background()).Err() == nil {
+			return c
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	log, _ := os.ReadFile(filepath.Join(dir, "redis.log"))
+	tb.Fatalf("redis-server %v did not start on %s:\n%s", extra, addr, log)
+	return nil
 }

@@ -374,6 +374,9 @@ func personalDataSealed(cfg *config.Config, rdb *redis.Client, rdbErr error) evi
 		return c
 	}
 	s.Streams = pl.Topology.Streams()
+	if rdb != nil && rdbErr == nil {
+		s.Redis = rdb
+	}
 	return evidence.PersonalDataSealed(s)
 }
 
