@@ -30,6 +30,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -109,6 +110,10 @@ type Options struct {
 	CacheSize int
 	// Registerer, if set, registers the keyring's metrics.
 	Registerer prometheus.Registerer
+	// PreviousMasterKeys are master keys being rotated out: data keys they
+	// wrap still unwrap, new ones are wrapped with MasterKey, and Rewrap
+	// moves the old ones over.
+	PreviousMasterKeys [][]byte
 }
 
 // Keyring seals and opens values with per-subject data keys. It is safe for
@@ -116,6 +121,7 @@ type Options struct {
 type Keyring struct {
 	rdb    redis.UniversalClient
 	kek    cipher.AEAD
+	old    []cipher.AEAD // previous master keys' KEKs: unwrap only
 	prefix string
 	ttl    time.Duration
 	cache  *keyCache
@@ -145,14 +151,20 @@ func New(o Options) (*Keyring, error) {
 	if o.CacheSize == 0 {
 		o.CacheSize = DefaultCacheSize
 	}
-	kekBytes, err := hkdf.Key(sha256.New, o.MasterKey, nil, kekInfo, 32)
-	if err != nil {
-		return nil, fmt.Errorf("keyring: derive key-encryption key: %w", err)
-	}
-	kek, err := newGCM(kekBytes)
-	clear(kekBytes)
+	kek, err := deriveKEK(o.MasterKey)
 	if err != nil {
 		return nil, err
+	}
+	var old []cipher.AEAD
+	for i, mk := range o.PreviousMasterKeys {
+		if len(mk) < MinMasterKeyBytes {
+			return nil, fmt.Errorf("keyring: PreviousMasterKeys[%d] is %d bytes, at least %d are required", i, len(mk), MinMasterKeyBytes)
+		}
+		k, err := deriveKEK(mk)
+		if err != nil {
+			return nil, err
+		}
+		old = append(old, k)
 	}
 	m, err := newMetrics(o.Registerer)
 	if err != nil {
@@ -161,6 +173,7 @@ func New(o Options) (*Keyring, error) {
 	return &Keyring{
 		rdb:    o.Redis,
 		kek:    kek,
+		old:    old,
 		prefix: o.Prefix,
 		ttl:    o.TTL,
 		cache:  newKeyCache(o.CacheSize, o.CacheTTL),
@@ -331,11 +344,9 @@ func (k *Keyring) create(ctx context.Context, subject string) (*entry, error) {
 	var dek [dekLen]byte
 	defer clear(dek[:])
 	_, _ = rand.Read(dek[:])
-	wrapped := make([]byte, keyIDLen+nonceLen, wrappedLen)
-	_, _ = rand.Read(wrapped)
-	keyID, nonce := wrapped[:keyIDLen], wrapped[keyIDLen:]
-	wrapped = k.kek.Seal(wrapped, nonce, dek[:], wrapAAD(key, keyID))
-	ok, err := k.rdb.SetNX(ctx, key, wrapped, k.ttl).Result()
+	keyID := make([]byte, keyIDLen)
+	_, _ = rand.Read(keyID)
+	ok, err := k.rdb.SetNX(ctx, key, k.wrap(key, keyID, dek[:]), k.ttl).Result()
 	if err != nil {
 		return nil, fmt.Errorf("keyring: store key: %w", err)
 	}
@@ -352,16 +363,115 @@ func (k *Keyring) create(ctx context.Context, subject string) (*entry, error) {
 
 // unwrap decrypts a Redis value into a cache entry.
 func (k *Keyring) unwrap(key, subject string, v []byte) (*entry, error) {
-	if len(v) != wrappedLen {
-		return nil, fmt.Errorf("%w: the stored key has %d bytes, want %d", ErrTampered, len(v), wrappedLen)
-	}
-	keyID, nonce := v[:keyIDLen], v[keyIDLen:keyIDLen+nonceLen]
-	dek, err := k.kek.Open(nil, nonce, v[keyIDLen+nonceLen:], wrapAAD(key, keyID))
+	dek, _, err := k.unwrapDEK(key, v)
 	if err != nil {
-		return nil, errWrongMaster
+		return nil, err
 	}
 	defer clear(dek)
-	return newEntry(subject, keyID, dek)
+	return newEntry(subject, v[:keyIDLen], dek)
+}
+
+// unwrapDEK decrypts a Redis value with the master key or, failing that,
+// a previous one (current reports which).
+func (k *Keyring) unwrapDEK(key string, v []byte) (dek []byte, current bool, err error) {
+	if len(v) != wrappedLen {
+		return nil, false, fmt.Errorf("%w: the stored key has %d bytes, want %d", ErrTampered, len(v), wrappedLen)
+	}
+	keyID, nonce := v[:keyIDLen], v[keyIDLen:keyIDLen+nonceLen]
+	aad := wrapAAD(key, keyID)
+	if dek, err := k.kek.Open(nil, nonce, v[keyIDLen+nonceLen:], aad); err == nil {
+		return dek, true, nil
+	}
+	for _, old := range k.old {
+		if dek, err := old.Open(nil, nonce, v[keyIDLen+nonceLen:], aad); err == nil {
+			return dek, false, nil
+		}
+	}
+	return nil, false, errWrongMaster
+}
+
+// wrap encrypts dek for the Redis key under the master key.
+func (k *Keyring) wrap(key string, keyID, dek []byte) []byte {
+	out := make([]byte, keyIDLen+nonceLen, wrappedLen)
+	copy(out, keyID)
+	nonce := out[keyIDLen:]
+	_, _ = rand.Read(nonce)
+	return k.kek.Seal(out, nonce, dek, wrapAAD(key, keyID))
+}
+
+// rewrapScript replaces a wrapped key only if it is still the one read,
+// keeping its TTL: a key destroyed or recreated meanwhile is left alone.
+var rewrapScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL') and 1
+end
+return 0`)
+
+// Rewrap moves every data key wrapped by a previous master key to the
+// current one, for a rotation: run with the new MasterKey and the old ones
+// in PreviousMasterKeys, by a process that may run beside the pipeline
+// (a key destroyed or recreated meanwhile is left as it is). It returns
+// how many it rewrapped and how many were already current; a key no master
+// key opens is an error naming its Redis key. progress, if set, is called
+// every 1,000 keys.
+func (k *Keyring) Rewrap(ctx context.Context, progress func(scanned int)) (rewrapped, current int, err error) {
+	it := k.rdb.Scan(ctx, 0, globEscape(k.prefix)+"*", 1000).Iterator()
+	scanned := 0
+	for it.Next(ctx) {
+		key := it.Val()
+		if scanned++; progress != nil && scanned%1000 == 0 {
+			progress(scanned)
+		}
+		v, err := k.rdb.Get(ctx, key).Bytes()
+		if errors.Is(err, redis.Nil) {
+			continue // destroyed since the scan saw it
+		}
+		if err != nil {
+			return rewrapped, current, fmt.Errorf("keyring: read %s: %w", key, err)
+		}
+		dek, isCurrent, err := k.unwrapDEK(key, v)
+		if err != nil {
+			return rewrapped, current, fmt.Errorf("keyring: %s: %w", key, err)
+		}
+		if isCurrent {
+			clear(dek)
+			current++
+			continue
+		}
+		nv := k.wrap(key, v[:keyIDLen], dek)
+		clear(dek)
+		n, err := rewrapScript.Run(ctx, k.rdb, []string{key}, v, nv).Int()
+		if err != nil {
+			return rewrapped, current, fmt.Errorf("keyring: rewrap %s: %w", key, err)
+		}
+		rewrapped += n
+	}
+	if err := it.Err(); err != nil {
+		return rewrapped, current, fmt.Errorf("keyring: scan: %w", err)
+	}
+	return rewrapped, current, nil
+}
+
+// globEscape escapes the glob characters of Redis' MATCH.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, c := range s {
+		if strings.ContainsRune(`*?[]\^`, c) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// deriveKEK is the key-encryption key of a master key.
+func deriveKEK(master []byte) (cipher.AEAD, error) {
+	b, err := hkdf.Key(sha256.New, master, nil, kekInfo, 32)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: derive key-encryption key: %w", err)
+	}
+	defer clear(b)
+	return newGCM(b)
 }
 
 // wrapAAD binds a wrapped key to its Redis key and generation, so a wrapped

@@ -551,3 +551,65 @@ func TestAppend(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "envelope:state", string(plain))
 }
+
+// A master key rotation: a keyring with the new master key and the old one
+// as previous opens what the old one sealed and wraps new data keys with
+// the new one; Rewrap moves the old data keys over, keeping their TTL;
+// then the new master key alone opens everything, and the old one nothing.
+func TestRotateMasterKey(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	before := e.keyring(t) // masterKey
+	sealed := map[string][]byte{}
+	for i := range 3 {
+		v, err := before.Seal(ctx, subject(i), []byte("value"))
+		require.NoError(t, err)
+		sealed[subject(i)] = v
+	}
+	during := e.keyring(t, withMaster(masterKey2), func(o *keyring.Options) { o.PreviousMasterKeys = [][]byte{masterKey} })
+	for s, v := range sealed {
+		got, err := during.Open(ctx, s, v)
+		require.NoError(t, err)
+		require.Equal(t, "value", string(got))
+	}
+	v, err := during.Seal(ctx, subject(3), []byte("new"))
+	require.NoError(t, err)
+	sealed[subject(3)] = v
+
+	var scanned []int
+	rewrapped, current, err := during.Rewrap(ctx, func(n int) { scanned = append(scanned, n) })
+	require.NoError(t, err)
+	require.Equal(t, 3, rewrapped)
+	require.Equal(t, 1, current)
+	require.Empty(t, scanned, "progress every 1,000 keys")
+	for _, k := range scanKeys(t, e.rdb, e.prefix) {
+		ttl, err := e.rdb.PTTL(ctx, k).Result()
+		require.NoError(t, err)
+		require.True(t, ttl > 0 && ttl <= testTTL, "TTL kept: %v", ttl)
+	}
+	again, current, err := during.Rewrap(ctx, nil)
+	require.NoError(t, err)
+	require.Equal(t, 0, again)
+	require.Equal(t, 4, current)
+
+	after := e.keyring(t, withMaster(masterKey2))
+	for s, v := range sealed {
+		got, err := after.Open(ctx, s, v)
+		require.NoError(t, err, s)
+		require.NotEmpty(t, got)
+	}
+	old := e.keyring(t)
+	_, err = old.Open(ctx, subject(0), sealed[subject(0)])
+	require.ErrorIs(t, err, keyring.ErrTampered)
+	require.ErrorContains(t, err, "the master key does not open the stored key")
+
+	// A data key no master key opens stops the rotation, named.
+	stranger := e.keyring(t, withMaster(bytes.Repeat([]byte{0x33}, 32)))
+	_, err = stranger.Seal(ctx, subject(9), []byte("x"))
+	require.NoError(t, err)
+	_, _, err = after.Rewrap(ctx, nil)
+	require.ErrorContains(t, err, "keyring: "+e.prefix+subject(9)+": keyring: sealed value fails authentication: the master key does not open the stored key")
+
+	_, err = keyring.New(keyring.Options{Redis: e.rdb, MasterKey: masterKey, TTL: time.Hour, PreviousMasterKeys: [][]byte{[]byte("short")}})
+	require.EqualError(t, err, "keyring: PreviousMasterKeys[0] is 5 bytes, at least 32 are required")
+}

@@ -24,7 +24,11 @@ func NewKeyring(cfg *config.Config, rdb redis.UniversalClient, t *topology.Topol
 	if err != nil {
 		return nil, err
 	}
-	return keyring.New(keyring.Options{Redis: rdb, MasterKey: master, Prefix: cfg.Privacy.Prefix(),
+	previous, err := cfg.Privacy.PreviousMasterKeys()
+	if err != nil {
+		return nil, err
+	}
+	return keyring.New(keyring.Options{Redis: rdb, MasterKey: master, PreviousMasterKeys: previous, Prefix: cfg.Privacy.Prefix(),
 		TTL: DataKeyTTL(t), CacheTTL: cfg.Privacy.Cache(), Registerer: reg})
 }
 

@@ -31,7 +31,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	root.AddCommand(auditCmd(), apikeyCmd())
 	root.AddCommand(aclsCmd(), topicsCmd())
 	root.AddCommand(evidenceCmd())
-	root.AddCommand(forgetCmd())
+	root.AddCommand(forgetCmd(), keysCmd())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := root.ExecuteContext(ctx); err != nil {

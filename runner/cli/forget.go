@@ -30,6 +30,9 @@ func forgetCmd() *cobra.Command {
 and print the receipt (JSON; also written to evidence.receipts, default
 ` + config.DefaultReceiptsDir + `, where runner evidence reads it):
 
+  data-key         with privacy.masterKeyEnv, first: the user's data key is
+                   deleted from Redis, so every record sealed with it is
+                   unreadable
   feature-store    a forget control record on user_events_raw (header
                    aether-control: forget): the running processors delete the
                    user's table value (tombstone), timers and Redis keys, and
@@ -39,7 +42,9 @@ and print the receipt (JSON; also written to evidence.receipts, default
   topic:...        Kafka cannot delete one key's records: the user's records
   dead-letters     in user_events_raw, user_features_processed and the
                    dead-letter topics are counted, with the time they expire
-                   by retention.ms
+                   by retention.ms; with privacy each is tried with the
+                   keyring and the store is crypto_shredded only if none
+                   opens
   audit            the user's records in the file trail redacted (the chain
                    still verifies); a trail held by a running runner is
                    reported pending: forget through its admin API
@@ -49,7 +54,8 @@ and print the receipt (JSON; also written to evidence.receipts, default
 
 The user is named in the trail and the receipt only by the pseudonym the
 APIs use (HMAC-SHA256 under the key in forget.subjectKeyEnv, which the
-runner must share). Exits 1 when a store failed or is pending.`,
+runner must share); with privacy it is also the user's key in Kafka and
+Redis. Exits 1 when a store failed or is pending.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := forget.ValidUserID(user); err != nil {

@@ -12,6 +12,7 @@ import (
 //	  masterKeyEnv: AETHER_MASTER_KEY   # wraps the users' data keys; 32 bytes at least
 //	  keyPrefix: "aether:keys:"         # where the data keys live in Redis
 //	  cacheTTL: 30s                     # how long a process keeps a data key in memory
+//	  previousMasterKeyEnv: AETHER_MASTER_KEY_OLD   # during a rotation (runner keys rotate)
 //
 // With it, the API replaces each user id by its pseudonym (the keyed hash
 // of forget.subjectKeyEnv, the one the audit trail uses) before anything
@@ -30,6 +31,11 @@ type Privacy struct {
 	// reading it (default DefaultDataKeyCacheTTL): a deletion run from
 	// another process is complete everywhere after it.
 	CacheTTL time.Duration `yaml:"cacheTTL"`
+	// PreviousMasterKeyEnv names the environment variable holding the
+	// master key being rotated out: data keys it wraps still open, new
+	// ones are wrapped with the master key, and `runner keys rotate`
+	// rewraps the old ones.
+	PreviousMasterKeyEnv string `yaml:"previousMasterKeyEnv"`
 }
 
 // Defaults of Privacy.
@@ -47,6 +53,16 @@ func (p Privacy) MasterKey() ([]byte, error) {
 	return envKey("privacy.masterKeyEnv", p.MasterKeyEnv, MinMasterKeyBytes)
 }
 
+// PreviousMasterKeys reads the master key of PreviousMasterKeyEnv, if one
+// is named.
+func (p Privacy) PreviousMasterKeys() ([][]byte, error) {
+	k, err := envKey("privacy.previousMasterKeyEnv", p.PreviousMasterKeyEnv, MinMasterKeyBytes)
+	if k == nil || err != nil {
+		return nil, err
+	}
+	return [][]byte{k}, nil
+}
+
 // Prefix is KeyPrefix or its default.
 func (p Privacy) Prefix() string { return cmp.Or(p.KeyPrefix, DefaultDataKeyPrefix) }
 
@@ -56,7 +72,7 @@ func (p Privacy) Cache() time.Duration { return cmp.Or(p.CacheTTL, DefaultDataKe
 func (c *Config) validatePrivacy(bad func(field, format string, args ...any)) {
 	p := c.Privacy
 	if !p.Sealing() {
-		if p.KeyPrefix != "" || p.CacheTTL != 0 {
+		if p.KeyPrefix != "" || p.CacheTTL != 0 || p.PreviousMasterKeyEnv != "" {
 			bad("privacy.masterKeyEnv", "is required when privacy is configured")
 		}
 		return
@@ -66,6 +82,9 @@ func (c *Config) validatePrivacy(bad func(field, format string, args ...any)) {
 	}
 	if c.Redis.Addr == "" {
 		bad("redis.addr", "is required with privacy.masterKeyEnv: the users' data keys live in Redis")
+	}
+	if p.PreviousMasterKeyEnv == p.MasterKeyEnv {
+		bad("privacy.previousMasterKeyEnv", "names the same variable as privacy.masterKeyEnv")
 	}
 	if p.CacheTTL < 0 {
 		bad("privacy.cacheTTL", "must not be negative")
