@@ -30,8 +30,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
+
+	"github.com/aetherai/aether/internal/redisglob"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -415,7 +416,7 @@ return 0`)
 // key opens is an error naming its Redis key. progress, if set, is called
 // every 1,000 keys.
 func (k *Keyring) Rewrap(ctx context.Context, progress func(scanned int)) (rewrapped, current int, err error) {
-	it := k.rdb.Scan(ctx, 0, globEscape(k.prefix)+"*", 1000).Iterator()
+	it := k.rdb.Scan(ctx, 0, redisglob.Escape(k.prefix)+"*", 1000).Iterator()
 	scanned := 0
 	for it.Next(ctx) {
 		key := it.Val()
@@ -450,18 +451,6 @@ func (k *Keyring) Rewrap(ctx context.Context, progress func(scanned int)) (rewra
 		return rewrapped, current, fmt.Errorf("keyring: scan: %w", err)
 	}
 	return rewrapped, current, nil
-}
-
-// globEscape escapes the glob characters of Redis' MATCH.
-func globEscape(s string) string {
-	var b strings.Builder
-	for _, c := range s {
-		if strings.ContainsRune(`*?[]\^`, c) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
 }
 
 // deriveKEK is the key-encryption key of a master key.

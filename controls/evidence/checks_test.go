@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aetherai/aether/internal/redisglob"
+
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
@@ -32,7 +34,7 @@ func TestEvidenceRedisTTL(t *testing.T) {
 	redisBackends(t, func(t *testing.T, c *redis.Client) {
 		ctx := context.Background()
 		prefix := uniquePrefix(t, c)
-		check := evidence.RedisTTL(c, evidence.GlobEscape(prefix)+"*")
+		check := evidence.RedisTTL(c, redisglob.Escape(prefix)+"*")
 
 		res := run(t, check)
 		require.Equal(t, evidence.StatusPass, res.Status, res.Why)
@@ -88,12 +90,12 @@ func TestEvidenceRedisTTLUnreachableIsAnError(t *testing.T) {
 	require.Equal(t, evidence.StatusError, run(t, evidence.RedisTTL(c)).Status, "no pattern")
 }
 
-func TestEvidenceGlobEscape(t *testing.T) {
+func TestEvidenceGlobEscapedPrefix(t *testing.T) {
 	c := miniRedis(t)
 	ctx := context.Background()
 	require.NoError(t, c.Set(ctx, "a*b:1", "x", 0).Err())
 	require.NoError(t, c.Set(ctx, "aXb:1", "x", 0).Err())
-	res := run(t, evidence.RedisTTL(c, evidence.GlobEscape("a*b:")+"*"))
+	res := run(t, evidence.RedisTTL(c, redisglob.Escape("a*b:")+"*"))
 	require.Equal(t, "1 key scanned, 1 without a TTL", res.Live)
 }
 

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aetherai/aether/internal/redisglob"
+
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
@@ -63,7 +65,7 @@ func sealing(streams []topology.StreamSpec, p config.Privacy, c redis.UniversalC
 // dataKeys SCANs the keys under prefix.
 func dataKeys(t *testing.T, c redis.UniversalClient, prefix string) []string {
 	t.Helper()
-	keys, err := c.Keys(context.Background(), evidence.GlobEscape(prefix)+"*").Result()
+	keys, err := c.Keys(context.Background(), redisglob.Escape(prefix)+"*").Result()
 	require.NoError(t, err)
 	return keys
 }

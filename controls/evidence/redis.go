@@ -17,7 +17,7 @@ const maxKeysListed = 10
 
 // RedisTTL is the control that every key Aether writes expires (DESIGN
 // invariant 9): it SCANs the keys matching each pattern (a key prefix and
-// "*", say; see GlobEscape) and fails when any has no TTL, with the count
+// "*", say; see redisglob.Escape) and fails when any has no TTL, with the count
 // and up to ten keys. Keys hold user ids, so each is shown as the
 // pattern's literal prefix and a short SHA-256 of the rest. On a Redis
 // Cluster every master is scanned.
@@ -148,17 +148,4 @@ func literalPrefix(pattern string) string {
 		return pattern[:i]
 	}
 	return pattern
-}
-
-// GlobEscape escapes the glob characters of a literal key prefix, so that
-// GlobEscape(prefix)+"*" matches exactly the keys under prefix.
-func GlobEscape(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if strings.ContainsRune(`*?[]\`, r) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }

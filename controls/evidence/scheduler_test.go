@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aetherai/aether/internal/redisglob"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
@@ -29,7 +31,7 @@ func TestEvidenceSchedulerTurnsRedWithinOnePeriod(t *testing.T) {
 		const period = 100 * time.Millisecond
 		reports := make(chan evidence.Report, 100)
 		s, err := evidence.NewScheduler([]evidence.Check{
-			evidence.RedisTTL(c, evidence.GlobEscape(prefix)+"*"),
+			evidence.RedisTTL(c, redisglob.Escape(prefix)+"*"),
 			evidence.TLSEverywhere([]evidence.Endpoint{{Name: "redis", Addr: c.Options().Addr, TLS: false}}),
 		}, evidence.Period(period), evidence.Registerer(reg), evidence.OnReport(func(r evidence.Report) {
 			select {

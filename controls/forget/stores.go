@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aetherai/aether/internal/redisglob"
+
 	"github.com/IBM/sarama"
 	"github.com/redis/go-redis/v9"
 
@@ -197,7 +199,7 @@ func (r *Redis) Find(ctx context.Context, req *Request) (Deletion, error) {
 func (r *Redis) scan(ctx context.Context, keys []string) ([]string, error) {
 	var out []string
 	for _, k := range keys {
-		it := r.Client.Scan(ctx, 0, globEscape(k), 1000).Iterator()
+		it := r.Client.Scan(ctx, 0, redisglob.Escape(k), 1000).Iterator()
 		for it.Next(ctx) {
 			if it.Val() == k {
 				out = append(out, k)
@@ -208,18 +210,6 @@ func (r *Redis) scan(ctx context.Context, keys []string) ([]string, error) {
 		}
 	}
 	return out, nil
-}
-
-// globEscape escapes the glob characters of Redis' MATCH.
-func globEscape(s string) string {
-	var b strings.Builder
-	for _, c := range s {
-		if strings.ContainsRune(`*?[]\^`, c) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
 }
 
 // Retained is a set of Kafka topics whose records cannot be deleted one

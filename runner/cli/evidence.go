@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aetherai/aether/internal/redisglob"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
@@ -269,11 +271,11 @@ func buildEvidenceChecks(ctx context.Context, cfg *config.Config, ef evidenceFla
 	if cfg.Redis.Addr == "" {
 		skip("redis_key_ttl", "redis.addr is not set: no Redis to scan")
 	} else {
-		patterns := []string{evidence.GlobEscape(cfg.Redis.KeyPrefix) + "*"}
+		patterns := []string{redisglob.Escape(cfg.Redis.KeyPrefix) + "*"}
 		if cfg.Privacy.Sealing() && cfg.Redis.KeyPrefix != "" {
 			// The users' data keys expire too (an empty redis.keyPrefix
 			// scans every key already).
-			patterns = append(patterns, evidence.GlobEscape(cfg.Privacy.Prefix())+"*")
+			patterns = append(patterns, redisglob.Escape(cfg.Privacy.Prefix())+"*")
 		}
 		rdb, rdbErr = connectRedis(ctx, cfg.Redis)
 		c := evidence.RedisTTL(rdb, patterns...)
