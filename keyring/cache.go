@@ -22,6 +22,9 @@ type keyCache struct {
 	size int
 	ttl  time.Duration
 	now  func() time.Time
+	// forgets counts forget calls: a key read from Redis before one is
+	// not cached after it (it may be the key just destroyed).
+	forgets uint64
 }
 
 func newKeyCache(size int, ttl time.Duration) *keyCache {
@@ -29,22 +32,41 @@ func newKeyCache(size int, ttl time.Duration) *keyCache {
 }
 
 // get returns the subject's key if cached and not expired. An expired entry
-// stays until put or eviction removes it, so get never takes the write lock.
+// is dropped (the key schedule it holds is key material).
 func (c *keyCache) get(subject string) (*entry, bool) {
 	c.mu.RLock()
 	e, ok := c.m[subject]
 	c.mu.RUnlock()
-	if !ok || !c.now().Before(e.expires) {
+	if !ok {
+		return nil, false
+	}
+	if !c.now().Before(e.expires) {
+		c.mu.Lock()
+		if c.m[subject] == e {
+			delete(c.m, subject)
+		}
+		c.mu.Unlock()
 		return nil, false
 	}
 	return e, true
 }
 
-// put caches e for the cache TTL, evicting when full.
-func (c *keyCache) put(subject string, e *entry) {
+// generation is what put must be given for an entry read from Redis now.
+func (c *keyCache) generation() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.forgets
+}
+
+// put caches e for the cache TTL, evicting when full, unless a key was
+// forgotten since gen (then e may be a destroyed key, and is not cached).
+func (c *keyCache) put(subject string, e *entry, gen uint64) {
 	e.expires = c.now().Add(c.ttl)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.forgets != gen {
+		return
+	}
 	if _, ok := c.m[subject]; !ok && len(c.m) >= c.size {
 		c.evict()
 	}
@@ -76,6 +98,7 @@ func (c *keyCache) evict() {
 func (c *keyCache) forget(subject string) {
 	c.mu.Lock()
 	delete(c.m, subject)
+	c.forgets++
 	c.mu.Unlock()
 }
 

@@ -46,8 +46,10 @@ const (
 	DefaultCacheTTL = 30 * time.Second
 	// DefaultCacheSize is used when Options.CacheSize is zero.
 	DefaultCacheSize = 100_000
-	// MinMasterKeyBytes is the shortest master key New accepts: 256 bits,
-	// the strength of the AES-256 keys derived from it.
+	// MinMasterKeyBytes is the shortest master key New accepts. The key is
+	// taken as bytes, as given: 256 bits of strength need 32 random bytes,
+	// so a key written as text should be longer (base64 of 32 random
+	// bytes is 44 characters; 32 hex digits are only 128 bits).
 	MinMasterKeyBytes = 32
 )
 
@@ -323,6 +325,7 @@ func (k *Keyring) keyForSeal(ctx context.Context, subject string) (*entry, error
 // it. It returns nil, nil if Redis has no key.
 func (k *Keyring) load(ctx context.Context, subject string) (*entry, error) {
 	key := k.prefix + subject
+	gen := k.cache.generation()
 	v, err := k.rdb.GetEx(ctx, key, k.ttl).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
@@ -334,7 +337,7 @@ func (k *Keyring) load(ctx context.Context, subject string) (*entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	k.cache.put(subject, e)
+	k.cache.put(subject, e, gen)
 	return e, nil
 }
 
@@ -342,6 +345,7 @@ func (k *Keyring) load(ctx context.Context, subject string) (*entry, error) {
 // another writer won the race, so the caller reads the winner's key.
 func (k *Keyring) create(ctx context.Context, subject string) (*entry, error) {
 	key := k.prefix + subject
+	gen := k.cache.generation()
 	var dek [dekLen]byte
 	defer clear(dek[:])
 	_, _ = rand.Read(dek[:])
@@ -358,7 +362,7 @@ func (k *Keyring) create(ctx context.Context, subject string) (*entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	k.cache.put(subject, e)
+	k.cache.put(subject, e, gen)
 	return e, nil
 }
 
@@ -414,7 +418,8 @@ return 0`)
 // (a key destroyed or recreated meanwhile is left as it is). It returns
 // how many it rewrapped and how many were already current; a key no master
 // key opens is an error naming its Redis key. progress, if set, is called
-// every 1,000 keys.
+// every 1,000 keys. It SCANs the one server the client talks to: on a Redis
+// Cluster, run it against each primary.
 func (k *Keyring) Rewrap(ctx context.Context, progress func(scanned int)) (rewrapped, current int, err error) {
 	it := k.rdb.Scan(ctx, 0, redisglob.Escape(k.prefix)+"*", 1000).Iterator()
 	scanned := 0

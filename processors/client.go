@@ -227,12 +227,11 @@ func (v *View[S]) Get(key string) (s S, ok bool, err error) {
 	}
 	b := raw.([]byte)
 	if v.sealer != nil {
-		b, err = openState(context.Background(), v.sealer, key, b)
-		switch {
-		case err != nil && v.sealer.Shredded(err):
-			return s, false, nil // as good as deleted
-		case err != nil:
-			return s, false, fmt.Errorf("view %s: %w", v.table.Name(), err)
+		if b, err = openTableValue(context.Background(), v.sealer, key, b); err != nil || b == nil {
+			if err != nil {
+				err = fmt.Errorf("view %s: %w", v.table.Name(), err)
+			}
+			return s, false, err
 		}
 	}
 	s, err = v.table.Decode(b)

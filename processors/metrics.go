@@ -51,7 +51,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"processor"}),
 		sealErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "aether_seal_errors_total",
-			Help: "Records of sealed streams that could not be opened or whose outputs could not be sealed, after retries, by processor and op (open, seal).",
+			Help: "Records of sealed streams or tables that could not be opened or sealed, after retries, by processor and op (open, seal; shredded: sealed with a key that is gone, after a deletion).",
 		}, []string{"processor", "op"}),
 		watermark: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "aether_watermark_seconds",

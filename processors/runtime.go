@@ -373,12 +373,8 @@ func (p *proc) handle(ctx goka.Context, msg any) {
 		rec.Lookup = func(table, key string) ([]byte, error) {
 			v := ctx.Lookup(goka.Table(table), key)
 			b, _ := v.([]byte)
-			if p.sealer != nil && p.sealedLookups[table] && len(b) > 0 {
-				b, err := openState(ctx.Context(), p.sealer, key, b)
-				if err != nil && p.sealer.Shredded(err) {
-					return nil, nil // as good as deleted
-				}
-				return b, err
+			if p.sealer != nil && p.sealedLookups[table] {
+				return openTableValue(ctx.Context(), p.sealer, key, b)
 			}
 			return b, nil
 		}
@@ -427,18 +423,30 @@ func (p *proc) fire(ctx goka.Context, _ any) {
 	pt := p.parts.get(part)
 	wm := pt.watermark(time.Now(), p.r.cfg.idleAdvance)
 	table, _ := ctx.Value().([]byte)
-	var res engine.Result
-	if _, table, f := p.open(ctx.Context(), engine.Record{Key: ctx.Key()}, table); f != nil {
-		res.Failure = f
-	} else {
-		res = p.node.Fire(ctx.Key(), table, wm, p.pm)
+	if p.sealer != nil && p.sealedTable {
+		v, shredded, err := p.openTable(ctx.Context(), ctx.Key(), table)
+		switch {
+		case shredded:
+			// The user is gone: no timer of theirs fires (it would seal
+			// state again under a fresh key), and nothing is written.
+			p.r.metrics.timers.WithLabelValues(p.spec.Name, "shredded").Inc()
+			pt.setTimer(ctx.Key(), time.Time{})
+			return
+		case err != nil && p.sealer.Retryable(err):
+			// The key store is out of reach: the timer stays due.
+			p.r.metrics.timers.WithLabelValues(p.spec.Name, "failed").Inc()
+			p.log.Error("timer state could not be opened; trying again at the next sweep", "partition", part, "offset", ctx.Offset(), "err", err)
+			pt.setTimer(ctx.Key(), wm)
+			return
+		case err != nil:
+			p.timerFailed(ctx, pt, &engine.Failure{Stage: "open", Err: fmt.Errorf("table value: %w", err)})
+			return
+		}
+		table = v
 	}
+	res := p.node.Fire(ctx.Key(), table, wm, p.pm)
 	if res.Failure != nil {
-		p.r.metrics.timers.WithLabelValues(p.spec.Name, "failed").Inc()
-		p.log.Error("timer failed", "partition", part, "offset", ctx.Offset(), "err", res.Failure)
-		p.aud.timerFailed(part, res.Failure)
-		// Drop the failing timers so they do not fire forever.
-		pt.setTimer(ctx.Key(), time.Time{})
+		p.timerFailed(ctx, pt, res.Failure)
 		return
 	}
 	outcome := "fired"
@@ -446,13 +454,23 @@ func (p *proc) fire(ctx goka.Context, _ any) {
 		outcome = "not_due"
 	}
 	if f := p.seal(ctx.Context(), ctx.Key(), &res); f != nil {
-		// Not applied: the timer stays in the table and fires again.
+		// Not applied: the timer stays due and fires at the next sweep.
 		p.r.metrics.timers.WithLabelValues(p.spec.Name, "failed").Inc()
-		p.log.Error("timer output could not be sealed", "partition", part, "offset", ctx.Offset(), "err", f)
+		p.log.Error("timer output could not be sealed; trying again at the next sweep", "partition", part, "offset", ctx.Offset(), "err", f)
+		pt.setTimer(ctx.Key(), wm)
 		return
 	}
 	p.r.metrics.timers.WithLabelValues(p.spec.Name, outcome).Inc()
 	p.apply(ctx, pt, res, nil)
+}
+
+// timerFailed drops the timers of a key whose timer failed for good, so
+// they do not fire forever.
+func (p *proc) timerFailed(ctx goka.Context, pt *partition, f *engine.Failure) {
+	p.r.metrics.timers.WithLabelValues(p.spec.Name, "failed").Inc()
+	p.log.Error("timer failed", "partition", ctx.Partition(), "offset", ctx.Offset(), "err", f)
+	p.aud.timerFailed(ctx.Partition(), f)
+	pt.setTimer(ctx.Key(), time.Time{})
 }
 
 // apply writes a record's or timer's result; it reports whether a sink

@@ -95,26 +95,34 @@ func (p *proc) withRetries(ctx context.Context, retryable func(error) bool, op f
 	return err
 }
 
-// retrySealer runs a Seal or Open, with the sink retries when it fails for
-// a reason that may pass, counting a final failure in
-// aether_seal_errors_total{op}.
+// retrySealer runs a Seal or Open, trying again (SinkRetries times, 50 ms,
+// 100 ms, ... apart) while it fails for a reason that may pass. A final
+// failure is counted in aether_seal_errors_total{op}, op "shredded" when
+// the subject's key is gone (expected after a deletion: not an alert).
 func (p *proc) retrySealer(ctx context.Context, op string, fn func(context.Context) ([]byte, error)) ([]byte, error) {
 	out, err := fn(ctx)
-	if err != nil && p.sealer.Retryable(err) {
-		err = p.withRetries(ctx, p.sealer.Retryable, func(ctx context.Context) error {
-			var err error
-			out, err = fn(ctx)
-			return err
-		})
+	backoff := 50 * time.Millisecond
+	for attempt := 1; err != nil && p.sealer.Retryable(err) && attempt <= p.r.cfg.sinkRetries; attempt++ {
+		select {
+		case <-ctx.Done():
+			return nil, errors.Join(err, ctx.Err())
+		case <-time.After(backoff):
+			backoff *= 2
+		}
+		out, err = fn(ctx)
 	}
-	if err != nil {
+	switch {
+	case err != nil && p.sealer.Shredded(err):
+		p.r.metrics.sealErrors.WithLabelValues(p.spec.Name, "shredded").Inc()
+	case err != nil:
 		p.r.metrics.sealErrors.WithLabelValues(p.spec.Name, op).Inc()
 	}
 	return out, err
 }
 
 // open returns rec with its value opened when its topic is sealed, and the
-// key's table value with its state opened when the table is sealed; or the
+// key's table value with its state opened when the table is sealed (the
+// envelope alone when the state's key is gone: see openTableValue); or the
 // failure to dead-letter the record with.
 func (p *proc) open(ctx context.Context, rec engine.Record, table []byte) (engine.Record, []byte, *engine.Failure) {
 	if p.sealer == nil {
@@ -127,24 +135,47 @@ func (p *proc) open(ctx context.Context, rec engine.Record, table []byte) (engin
 		}
 		rec.Value = v
 	}
-	if p.sealedTable && len(table) > 0 {
-		v, err := p.retrySealer(ctx, "open", func(ctx context.Context) ([]byte, error) { return openState(ctx, p.sealer, rec.Key, table) })
-		switch {
-		case err != nil && p.sealer.Shredded(err):
+	if p.sealedTable {
+		v, shredded, err := p.openTable(ctx, rec.Key, table)
+		if err != nil {
+			return rec, nil, &engine.Failure{Stage: "open", Err: fmt.Errorf("table value: %w", err)}
+		}
+		if shredded {
 			// The key expired while the user was away (a deletion
 			// tombstones the value too): the state is gone, the
 			// envelope's offsets and event ids stay.
 			p.log.Info("table state sealed with a key that is gone: starting afresh", "key_hash", keyHash(rec.Key))
-			v, err = stateless(table)
-			if err != nil {
-				return rec, nil, &engine.Failure{Stage: "open", Err: fmt.Errorf("table value: %w", err)}
-			}
-		case err != nil:
-			return rec, nil, &engine.Failure{Stage: "open", Err: fmt.Errorf("table value: %w", err)}
 		}
 		table = v
 	}
 	return rec, table, nil
+}
+
+// openTable is openTableValue with the retries and metrics of the runtime.
+func (p *proc) openTable(ctx context.Context, key string, table []byte) (v []byte, shredded bool, err error) {
+	if len(table) == 0 {
+		return table, false, nil
+	}
+	v, err = p.retrySealer(ctx, "open", func(ctx context.Context) ([]byte, error) { return openState(ctx, p.sealer, key, table) })
+	if err != nil && p.sealer.Shredded(err) {
+		v, err = stateless(table)
+		return v, true, err
+	}
+	return v, false, err
+}
+
+// openTableValue opens the state in a sealed table's value for the views
+// and lookups: a value whose key is gone (the user deleted, or away longer
+// than the key lives) is as good as deleted, and nil is returned for it.
+func openTableValue(ctx context.Context, s Sealer, key string, table []byte) ([]byte, error) {
+	if len(table) == 0 {
+		return table, nil
+	}
+	v, err := openState(ctx, s, key, table)
+	if err != nil && s.Shredded(err) {
+		return nil, nil
+	}
+	return v, err
 }
 
 // stateless is a table value without its state: the envelope alone.

@@ -129,9 +129,10 @@ func TestSealedStreams(t *testing.T) {
 	}
 	require.Equal(t, 1, replayed)
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
-# HELP aether_seal_errors_total Records of sealed streams that could not be opened or whose outputs could not be sealed, after retries, by processor and op (open, seal).
+# HELP aether_seal_errors_total Records of sealed streams or tables that could not be opened or sealed, after retries, by processor and op (open, seal; shredded: sealed with a key that is gone, after a deletion).
 # TYPE aether_seal_errors_total counter
-aether_seal_errors_total{op="open",processor="summer"} 2
+aether_seal_errors_total{op="open",processor="summer"} 1
+aether_seal_errors_total{op="shredded",processor="summer"} 1
 `), "aether_seal_errors_total"))
 	require.Len(t, consume(t, b, "totals", 5), 5, "nothing of the dead-lettered records was applied")
 
@@ -160,4 +161,65 @@ func header(m *sarama.ConsumerMessage, k string) string {
 		}
 	}
 	return ""
+}
+
+// A timer of a key whose data key is destroyed (a deletion whose control
+// record has not arrived yet) fires nothing and writes nothing: above all
+// it does not seal state again under a new key.
+func TestSealedTimerOfADestroyedKey(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rdb := redistest.Real(t)
+	prefix := redistest.UniquePrefix(t)
+	redistest.CleanupPrefix(t, rdb, prefix)
+	kr, err := keyring.New(keyring.Options{Redis: rdb, MasterKey: bytes.Repeat([]byte{7}, 32), Prefix: prefix, TTL: time.Hour})
+	require.NoError(t, err)
+	b, err := broker.Start(broker.Partitions(1))
+	require.NoError(t, err)
+	defer b.Close()
+	top := topology.New("sealed-timers")
+	in := topology.NewStream("amounts", codec.JSON[ev](), topology.Sealed()).
+		EventTime(func(e ev) time.Time { return e.Time }).
+		EventID(func(e ev) string { return e.ID })
+	top.Source(in)
+	topology.AddProcessor(top, "summer", in, codec.JSON[total](), operators.Operator[total, ev, total](sumOp{})).
+		Emit(topology.NewStream("totals", codec.JSON[total](), topology.Sealed()))
+	reg := prometheus.NewRegistry()
+	_, stop := startRuntime(t, ctx, b, top, processors.Seal(kr), processors.Registry(reg))
+	defer stop()
+
+	em, err := processors.NewEmitter(b.Addrs(), in, processors.ClientSeal(kr))
+	require.NoError(t, err)
+	require.NoError(t, em.Emit("dave", ev{ID: "d1", N: 1, Time: time.Now().UTC()}))
+	require.NoError(t, em.Finish())
+	consume(t, b, "totals", 1) // applied; the session timer is 2 s of event time away
+	existed, err := kr.Destroy(ctx, "dave")
+	require.NoError(t, err)
+	require.True(t, existed)
+
+	require.Eventually(t, func() bool {
+		return counterValue(t, reg, "aether_timers_fired_total", "shredded") == 1
+	}, 20*time.Second, 50*time.Millisecond, "the timer fired and found the key gone")
+	require.Len(t, consumeAll(t, b, "totals"), 1, "nothing emitted")
+	n, err := rdb.Exists(ctx, prefix+"dave").Result()
+	require.NoError(t, err)
+	require.Zero(t, n, "no new data key was made for dave")
+}
+
+// counterValue is the value of the counter name whose outcome label is
+// outcome, from reg.
+func counterValue(t *testing.T, reg *prometheus.Registry, name, outcome string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if mf.GetName() == name && l.GetName() == "outcome" && l.GetValue() == outcome {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }

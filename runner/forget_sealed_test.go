@@ -15,6 +15,7 @@ import (
 
 	"github.com/aetherai/aether/broker"
 	"github.com/aetherai/aether/controls/forget"
+	"github.com/aetherai/aether/internal/engine"
 	"github.com/aetherai/aether/keyring"
 	"github.com/aetherai/aether/processors"
 	"github.com/aetherai/aether/runner"
@@ -63,7 +64,9 @@ func (e *forgetEnv) scanAll(user, subject string, kr *keyring.Keyring) topicScan
 			s.records[topic]++
 			v := m.Value
 			if strings.HasSuffix(topic, "-table") {
-				v = v[bytes.Index(v, []byte("AEK1")):] // the sealed state after the envelope's bookkeeping
+				off, err := engine.StateOffset(v) // the sealed state after the envelope's bookkeeping
+				require.NoError(t, err)
+				v = v[off:]
 			}
 			if !keyring.IsSealed(v) {
 				s.readable[topic]++ // in clear

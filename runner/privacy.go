@@ -14,8 +14,10 @@ import (
 // NewKeyring returns the keyring of privacy.masterKeyEnv, keeping the
 // users' data keys in rdb, or nil when sealing is off. A data key lives a
 // day longer than the longest retention of the topology's sealed streams
-// (at least 7 days) after its last use, so it outlives every record sealed
-// with it and still expires, as every key Aether writes does.
+// (at least 7 days) after its last use, so it outlives every stream record
+// sealed with it and still expires, as every key Aether writes does (a
+// table's state sealed with an expired key is the state of a user away
+// longer than that, who starts afresh).
 func NewKeyring(cfg *config.Config, rdb redis.UniversalClient, t *topology.Topology, reg prometheus.Registerer) (*keyring.Keyring, error) {
 	if !cfg.Privacy.Sealing() {
 		return nil, nil
@@ -24,9 +26,13 @@ func NewKeyring(cfg *config.Config, rdb redis.UniversalClient, t *topology.Topol
 	if err != nil {
 		return nil, err
 	}
+	defer clear(master) // the keyring keeps only what it derives
 	previous, err := cfg.Privacy.PreviousMasterKeys()
 	if err != nil {
 		return nil, err
+	}
+	for _, p := range previous {
+		defer clear(p)
 	}
 	return keyring.New(keyring.Options{Redis: rdb, MasterKey: master, PreviousMasterKeys: previous, Prefix: cfg.Privacy.Prefix(),
 		TTL: DataKeyTTL(t), CacheTTL: cfg.Privacy.Cache(), Registerer: reg})

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aetherai/aether/internal/redisglob"
+	"github.com/aetherai/aether/keyring"
 
 	"github.com/IBM/sarama"
 	"github.com/redis/go-redis/v9"
@@ -236,8 +237,10 @@ type Retained struct {
 	// Note replaces the receipt's default note.
 	Note string
 	// Open, for sealed topics, opens a record's value under the key's
-	// data key (keyring.Keyring.Open); it must fail once the key is
-	// destroyed.
+	// data key (keyring.Keyring.Open). A record counts as unreadable only
+	// when it fails with keyring.ErrDestroyed; keyring.ErrNotSealed (a
+	// record in clear) counts as readable, and any other error fails the
+	// store.
 	Open func(ctx context.Context, key string, value []byte) ([]byte, error)
 }
 
@@ -325,8 +328,15 @@ func (r *Retained) topic(ctx context.Context, topic, key string) TopicReceipt {
 		if !processors.IsForget(m) {
 			tr.Records++
 			if r.Open != nil {
-				if _, err := r.Open(ctx, key, m.Value); err == nil {
+				// Only a destroyed key makes a record unreadable: one in
+				// clear reads, and one that could not be tried is not
+				// shown shredded.
+				_, err := r.Open(ctx, key, m.Value)
+				switch {
+				case err == nil, errors.Is(err, keyring.ErrNotSealed):
 					*tr.Readable++
+				case !errors.Is(err, keyring.ErrDestroyed) && tr.Error == "":
+					tr.Error = fmt.Sprintf("offset %d of partition %d could not be tried: %v", m.Offset, m.Partition, err)
 				}
 			}
 		}

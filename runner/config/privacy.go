@@ -4,12 +4,14 @@ import (
 	"cmp"
 	"strings"
 	"time"
+
+	"github.com/aetherai/aether/keyring"
 )
 
 // Privacy turns on crypto-shredding:
 //
 //	privacy:
-//	  masterKeyEnv: AETHER_MASTER_KEY   # wraps the users' data keys; 32 bytes at least
+//	  masterKeyEnv: AETHER_MASTER_KEY   # wraps the users' data keys; 32 bytes at least (base64 of 32 random bytes)
 //	  keyPrefix: "aether:keys:"         # where the data keys live in Redis
 //	  cacheTTL: 30s                     # how long a process keeps a data key in memory
 //	  previousMasterKeyEnv: AETHER_MASTER_KEY_OLD   # during a rotation (runner keys rotate)
@@ -38,11 +40,11 @@ type Privacy struct {
 	PreviousMasterKeyEnv string `yaml:"previousMasterKeyEnv"`
 }
 
-// Defaults of Privacy.
+// Defaults of Privacy: the keyring's.
 const (
-	MinMasterKeyBytes      = 32
-	DefaultDataKeyPrefix   = "aether:keys:"
-	DefaultDataKeyCacheTTL = 30 * time.Second
+	MinMasterKeyBytes      = keyring.MinMasterKeyBytes
+	DefaultDataKeyPrefix   = keyring.DefaultPrefix
+	DefaultDataKeyCacheTTL = keyring.DefaultCacheTTL
 )
 
 // Sealing reports whether crypto-shredding is on.
