@@ -255,7 +255,13 @@ func (r *Runtime) newProc(spec *topology.ProcessorSpec) (*proc, error) {
 		sealedIn: sealedTopics(spec.Inputs), sealedOut: sealedTopics(spec.Outputs),
 		sealedTable: spec.Table != nil && spec.Table.Sealed, sealedLookups: map[string]bool{}}
 	for _, l := range spec.Lookups {
-		p.sealedLookups[l.Name] = l.Sealed
+		// The owner's declaration, not the lookup's copy: an input the
+		// owner consumes after the lookup was declared may seal it.
+		for _, o := range r.topo.Processors() {
+			if o.Table != nil && o.Table.Name == l.Name {
+				p.sealedLookups[l.Name] = o.Table.Sealed
+			}
+		}
 	}
 	if r.trail != nil {
 		p.aud = newProcAudit(r.trail, p)

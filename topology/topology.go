@@ -223,7 +223,7 @@ func (p *Processor[S, In, Out]) Table() *Table[S] {
 	if p.spec.Table == nil {
 		return nil
 	}
-	return &Table[S]{spec: *p.spec.Table, codec: p.table}
+	return &Table[S]{spec: p.spec.Table, codec: p.table}
 }
 
 // Spec returns the processor's declaration.
@@ -246,12 +246,12 @@ type TableRef interface{ TableSpec() TableSpec }
 
 // Table is a processor's group table: one value S per key.
 type Table[S any] struct {
-	spec  TableSpec
+	spec  *TableSpec // the processor's, so inputs declared later count (Sealed)
 	codec codec.Codec[S]
 }
 
 // TableSpec returns the table's declaration.
-func (t *Table[S]) TableSpec() TableSpec { return t.spec }
+func (t *Table[S]) TableSpec() TableSpec { return *t.spec }
 
 // Name is the table's topic.
 func (t *Table[S]) Name() string { return t.spec.Name }

@@ -173,3 +173,26 @@ func TestLoopbackIsNotACycle(t *testing.T) {
 	topology.AddProcessor(top, "a", x, codec.JSON[count](), counter("c")).Emit(x)
 	require.NoError(t, top.Validate())
 }
+
+// A processor's table is sealed when any input is, even one consumed after
+// a handle on the table was taken (views and lookups read it late).
+func TestTableSealedByAnyInput(t *testing.T) {
+	top := topology.New("sealing")
+	plain := topology.NewStream("plain", codec.JSON[int]())
+	sealed := topology.NewStream("sealed", codec.JSON[int](), topology.Sealed())
+	top.Source(plain)
+	top.Source(sealed)
+	p := topology.AddProcessor(top, "p", plain, codec.JSON[int](), operators.Func("pass",
+		func(_ operators.Context[int], v int, emit func(int) error) error { return emit(v) }))
+	table := p.Table()
+	if table.TableSpec().Sealed {
+		t.Fatal("sealed with a plain input only")
+	}
+	p.Consume(sealed)
+	if !table.TableSpec().Sealed {
+		t.Error("a handle taken before the sealed input does not see it")
+	}
+	if !p.Spec().Table.Sealed {
+		t.Error("the processor's table is not sealed")
+	}
+}
