@@ -117,7 +117,8 @@ func (e *Emitter[T]) Emit(key string, v T) error {
 	return e.EmitRaw(key, b)
 }
 
-// EmitRaw sends bytes as they are (for replaying or injecting bad input).
+// EmitRaw sends bytes as they are, never sealed: for replaying dead letters
+// (which keep the bytes as they were, sealed or not) or injecting bad input.
 func (e *Emitter[T]) EmitRaw(key string, b []byte) error {
 	_, err := e.e.Emit(key, b)
 	return err
