@@ -1,12 +1,10 @@
 package audit
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 )
 
 // Redact redacts the records of the trail this sink holds open, as the
@@ -46,48 +44,14 @@ func (s *FileSink) Redact(match func(Event) bool) (int, error) {
 	if _, err := in.Seek(0, io.SeekStart); err != nil {
 		return 0, fmt.Errorf("audit: %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(s.path), "."+filepath.Base(s.path)+".redact-*")
-	if err != nil {
-		return 0, fmt.Errorf("audit: %w", err)
-	}
-	keep := false
-	defer func() {
-		if !keep {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := tmp.Chmod(0o600); err != nil {
-		return 0, fmt.Errorf("audit: %w", err)
-	}
-	// Locked before it becomes the trail: no other sink or Redact can
-	// take it in between.
-	if err := lockNB(tmp); err != nil {
-		return 0, fmt.Errorf("audit: locking %s: %w", tmp.Name(), err)
-	}
-	w := bufio.NewWriter(tmp)
-	n, err := redactLines(s.path, in, w, match)
+	tmp, n, err := rewriteRedacted(s.path, in, match, true)
 	if err != nil || n == 0 {
 		return 0, err
 	}
-	if err := w.Flush(); err != nil {
-		return 0, fmt.Errorf("audit: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return 0, fmt.Errorf("audit: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), s.path); err != nil {
-		return 0, fmt.Errorf("audit: %w", err)
-	}
-	keep = true
 	// tmp's offset is at its end: the sink's next write appends there.
 	old := s.f
 	s.f, s.dirty = tmp, false
 	_ = old.Close()
-	if d, err := os.Open(filepath.Dir(s.path)); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
 	return n, nil
 }
 

@@ -219,37 +219,59 @@ func Redact(path string, match func(Event) bool) (int, error) {
 	if _, err := in.Seek(0, io.SeekStart); err != nil {
 		return 0, fmt.Errorf("audit: %w", err)
 	}
+	f, n, err := rewriteRedacted(path, in, match, false)
+	if f != nil {
+		f.Close()
+	}
+	return n, err
+}
+
+// rewriteRedacted writes the trail read from in, with match's records
+// redacted (redactLines), to a new file beside path: mode 0600, locked
+// before it becomes the trail when lock is set, fsynced, then renamed over
+// path and the directory synced. It returns the new file, open at its end
+// for a sink to append to, and how many records it redacted; with none,
+// nothing replaces path and f is nil.
+func rewriteRedacted(path string, in io.Reader, match func(Event) bool, lock bool) (f *os.File, n int, err error) {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".redact-*")
 	if err != nil {
-		return 0, fmt.Errorf("audit: %w", err)
+		return nil, 0, fmt.Errorf("audit: %w", err)
 	}
-	defer os.Remove(tmp.Name()) // after a successful rename, a no-op
-	defer tmp.Close()
+	keep := false
+	defer func() {
+		if !keep {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
 	if err := tmp.Chmod(0o600); err != nil {
-		return 0, fmt.Errorf("audit: %w", err)
+		return nil, 0, fmt.Errorf("audit: %w", err)
+	}
+	if lock {
+		// No other sink or Redact can take it before it is the trail.
+		if err := lockNB(tmp); err != nil {
+			return nil, 0, fmt.Errorf("audit: locking %s: %w", tmp.Name(), err)
+		}
 	}
 	w := bufio.NewWriter(tmp)
-	n, err := redactLines(path, in, w, match)
-	if err != nil {
-		return 0, err
-	}
-	if n == 0 {
-		return 0, nil
+	if n, err = redactLines(path, in, w, match); err != nil || n == 0 {
+		return nil, 0, err
 	}
 	if err := w.Flush(); err != nil {
-		return 0, fmt.Errorf("audit: %w", err)
+		return nil, 0, fmt.Errorf("audit: %w", err)
 	}
 	if err := tmp.Sync(); err != nil {
-		return 0, fmt.Errorf("audit: %w", err)
+		return nil, 0, fmt.Errorf("audit: %w", err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
-		return 0, fmt.Errorf("audit: %w", err)
+		return nil, 0, fmt.Errorf("audit: %w", err)
 	}
+	keep = true
 	if d, err := os.Open(filepath.Dir(path)); err == nil {
 		_ = d.Sync()
 		d.Close()
 	}
-	return n, nil
+	return tmp, n, nil
 }
 
 // redactLines copies the trail read from in to w, line by line, with the
