@@ -1,6 +1,7 @@
 // Package eval measures next-item recommendation quality with the standard
 // protocol of session-based recommendation, for the model scored through
-// ONNX Runtime and for three baselines implemented here.
+// ONNX Runtime and for three baselines implemented here (and an opt-in
+// fourth, SKNN).
 //
 // # Protocol
 //
@@ -32,12 +33,23 @@
 //     the items at j-d, d = 1..SRSteps, gain 1/d^2 towards s_j (direction
 //     earlier -> later); each item keeps its Partners best; a point is
 //     predicted from its last item only.
+//   - SKNN, session-based kNN (opt-in, the SKNN option): the training
+//     sessions as item sets, with their time (last click); for a point
+//     with prefix set s, the candidate neighbours are the training
+//     sessions sharing an item with s, of which the SKNNSampleSize most
+//     recent are compared (equal times: the earlier in the training
+//     file first); similarity cos = |s ∩ n| / sqrt(|s| |n|); the
+//     SKNNNeighbours most similar are kept (ties: the more recent), and
+//     score(i) is the sum of the similarities of the kept sessions that
+//     hold i.
 //
-// AR and SR follow the implementations of session-rec (Ludewig and
-// Jannach), with their pruning to the 20 best and the exact tie rule
-// above; SR's weights are summed exactly (as integers in units of
-// 1/lcm(1..20)^2), so equal sums tie exactly. Metrics are exact fractions
-// rounded once to float64.
+// AR, SR and SKNN follow the implementations of session-rec (Ludewig and
+// Jannach), with their pruning to the 20 best (SKNN: 500 and 100) and the
+// exact tie rule above. SR's weights are summed exactly (as integers in
+// units of 1/lcm(1..20)^2), so equal sums tie exactly; SKNN's scores are
+// float64 sums of the similarities, added from the most similar neighbour
+// down, so items held by neighbours of the same similarities tie exactly.
+// Metrics are exact fractions rounded once to float64.
 package eval
 
 import (
@@ -90,11 +102,14 @@ type Baselines struct {
 	POP Metrics `json:"pop"`
 	AR  Metrics `json:"ar"`
 	SR  Metrics `json:"sr"`
+	// SKNN is set with the SKNN option only.
+	SKNN *Metrics `json:"sknn,omitempty"`
 }
 
 // Result is an evaluation. Its JSON encoding is the line `runner eval
 // --json` prints: {"points":N,"model":{...},"baselines":{"pop":{...},
-// "ar":{...},"sr":{...}}}.
+// "ar":{...},"sr":{...}}}, with "sknn":{...} after "sr" under the SKNN
+// option.
 type Result struct {
 	// Points counts the prediction points.
 	Points    int       `json:"points"`
@@ -136,6 +151,8 @@ type config struct {
 	batch    int
 	workers  int
 	recent   int
+	// SKNN's neighbours and sample size; 0: no SKNN.
+	sknnK, sknnSample int
 }
 
 // Progress writes progress lines ("eval: ...") to w.
@@ -155,6 +172,13 @@ func Workers(n int) Option { return func(c *config) { c.workers = n } }
 // RecentItems sets how many of a prefix's newest items a record carries
 // (default features.DefaultRecentItems, what the features operator keeps).
 func RecentItems(n int) Option { return func(c *config) { c.recent = n } }
+
+// SKNN adds the SKNN baseline, keeping the neighbours most similar of the
+// sampleSize most recent candidate sessions (session-rec's k and
+// sample_size; SKNNNeighbours and SKNNSampleSize are its defaults).
+func SKNN(neighbours, sampleSize int) Option {
+	return func(c *config) { c.sknnK, c.sknnSample = neighbours, sampleSize }
+}
 
 // ErrNoTrainItems is returned when the training sessions hold no item.
 var ErrNoTrainItems = errors.New("eval: no training items")
@@ -188,6 +212,8 @@ func Evaluate(ctx context.Context, train, test *history.Sessions, scorer Scorer,
 		return nil, fmt.Errorf("eval: Workers must be at least 1, got %d", cfg.workers)
 	case cfg.recent < 1:
 		return nil, fmt.Errorf("eval: RecentItems must be at least 1, got %d", cfg.recent)
+	case (cfg.sknnK != 0 || cfg.sknnSample != 0) && (cfg.sknnK < 1 || cfg.sknnSample < 1):
+		return nil, fmt.Errorf("eval: SKNN's neighbours and sample size must be at least 1, got %d and %d", cfg.sknnK, cfg.sknnSample)
 	case cfg.every < 1:
 		return nil, fmt.Errorf("eval: ProgressEvery must be at least 1, got %d", cfg.every)
 	case scorer == nil:
@@ -227,6 +253,20 @@ func Evaluate(ctx context.Context, train, test *history.Sessions, scorer Scorer,
 	sr := e.rules(srRow)
 	res.Baselines.SR = e.tally(func(pt point) []int32 { return sr[e.last(pt)] })
 	e.logf("baselines POP, AR, SR: %s", time.Since(t).Round(time.Millisecond))
+	if cfg.sknnK > 0 {
+		t = time.Now()
+		ranks, err := e.sknn(ctx, cfg.sknnK, cfg.sknnSample)
+		if err != nil {
+			return nil, err
+		}
+		var m tally
+		for _, r := range ranks {
+			m.add(int(r))
+		}
+		sk := m.metrics(len(e.points))
+		res.Baselines.SKNN = &sk
+		e.logf("baseline SKNN (k %d, sample %d): %s", cfg.sknnK, cfg.sknnSample, time.Since(t).Round(time.Millisecond))
+	}
 
 	t = time.Now()
 	ranks, uncertain, err := e.scoreModel(ctx, scorer)

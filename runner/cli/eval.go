@@ -13,10 +13,10 @@ import (
 
 func evalCmd() *cobra.Command {
 	var modelDir, train, test string
-	var asJSON bool
+	var asJSON, sknn bool
 	var every int
 	cmd := &cobra.Command{
-		Use:   "eval --model DIR --train FILE --test FILE [--json]",
+		Use:   "eval --model DIR --train FILE --test FILE [--json] [--sknn]",
 		Short: "Evaluate a model and the POP, AR and SR baselines on next-item prediction",
 		Long: `Evaluate the model in DIR with the standard protocol of session-based
 recommendation: test sessions in file order, each session's clicks sorted
@@ -31,13 +31,17 @@ The model is scored through ONNX Runtime, as the recommender scores it.
 The baselines are learnt from the training file: POP (most clicked items),
 AR (association rules: item pairs within a session, the 20 best partners
 of the last item) and SR (sequential rules: items up to 20 steps later,
-weighted 1/d^2, the 20 best of the last item).
+weighted 1/d^2, the 20 best of the last item). --sknn adds SKNN
+(session-based kNN: of the 500 most recent training sessions sharing an
+item with the session so far, the 100 most similar by cosine similarity
+of their item sets vote for their items with their similarity).
 
 Files are read as by 'runner train --events': JSON-lines events (a user's
 events split into sessions at 30-minute gaps), TSV sessions (header
 SessionId, ItemId, Time) or OTTO sessions. With --json the last line
 printed is {"points":N,"model":{...},"baselines":{"pop":{...},"ar":{...},
-"sr":{...}}}, each with hr20, mrr20, hr10 and mrr10; otherwise a table.
+"sr":{...}}} (with "sknn":{...} after "sr" under --sknn), each with
+hr20, mrr20, hr10 and mrr10; otherwise a table.
 Progress goes to stderr.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -61,7 +65,11 @@ Progress goes to stderr.`,
 			if err != nil {
 				return err
 			}
-			res, err := eval.Evaluate(cmd.Context(), trainSessions, testSessions, loaded, eval.Progress(logw))
+			var opt eval.Option
+			if sknn {
+				opt = eval.SKNN(eval.SKNNNeighbours, eval.SKNNSampleSize)
+			}
+			res, err := eval.Evaluate(cmd.Context(), trainSessions, testSessions, loaded, eval.Progress(logw), opt)
 			if err != nil {
 				return err
 			}
@@ -84,6 +92,7 @@ Progress goes to stderr.`,
 	cmd.Flags().StringVar(&train, "train", "", "training history: the candidates and the baselines' data")
 	cmd.Flags().StringVar(&test, "test", "", "test history")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as one JSON line")
+	cmd.Flags().BoolVar(&sknn, "sknn", false, "also evaluate the SKNN baseline (session-based kNN, k 100, sample 500)")
 	cmd.Flags().IntVar(&every, "progress-every", defaultProgressEvery, "events between progress lines")
 	_ = cmd.Flags().MarkHidden("progress-every")
 	return cmd
@@ -95,10 +104,17 @@ func printResult(w io.Writer, res *eval.Result) {
 	fmt.Fprintf(w, "%d prediction points in %d test sessions (train: %d sessions, %d items; %d targets not in train, %d repeat the last item)\n",
 		res.Points, st.TestSessions, st.TrainSessions, st.TrainItems, st.UnknownTargets, st.RepeatTargets)
 	fmt.Fprintf(w, "%-6s %7s %7s %7s %7s\n", "", "HR@20", "MRR@20", "HR@10", "MRR@10")
-	for _, row := range []struct {
+	rows := []struct {
 		name string
 		m    eval.Metrics
-	}{{"model", res.Model}, {"POP", res.Baselines.POP}, {"AR", res.Baselines.AR}, {"SR", res.Baselines.SR}} {
+	}{{"model", res.Model}, {"POP", res.Baselines.POP}, {"AR", res.Baselines.AR}, {"SR", res.Baselines.SR}}
+	if res.Baselines.SKNN != nil {
+		rows = append(rows, struct {
+			name string
+			m    eval.Metrics
+		}{"SKNN", *res.Baselines.SKNN})
+	}
+	for _, row := range rows {
 		fmt.Fprintf(w, "%-6s %7.4f %7.4f %7.4f %7.4f\n", row.name, row.m.HR20, row.m.MRR20, row.m.HR10, row.m.MRR10)
 	}
 }

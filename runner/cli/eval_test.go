@@ -181,6 +181,25 @@ func TestEvalSynthetic(t *testing.T) {
 	require.Equal(t, 0, code, stderr)
 	require.Regexp(t, `(?m)^model +0\.\d{4} +0\.\d{4} +0\.\d{4} +0\.\d{4}$`, out)
 	require.Regexp(t, `(?m)^SR +0\.\d{4}`, out)
+	require.NotContains(t, out, "SKNN")
+
+	// --sknn adds "sknn" after "sr", and leaves the rest as it was.
+	code, out, stderr = run("eval", "--model", m, "--train", train, "--test", test, "--json", "--sknn")
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stderr, "eval: baseline SKNN (k 100, sample 500): ")
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	last := lines[len(lines)-1]
+	require.Regexp(t, strings.Replace(evalJSONShape, `\}\}$`, `,"sknn":\{"hr20":[0-9.e-]+,"mrr20":[0-9.e-]+,"hr10":[0-9.e-]+,"mrr10":[0-9.e-]+\}\}\}$`, 1), last)
+	var withSKNN evalJSON
+	require.NoError(t, json.Unmarshal([]byte(last), &withSKNN))
+	sknn := withSKNN.Baselines["sknn"]
+	delete(withSKNN.Baselines, "sknn")
+	require.Equal(t, res, withSKNN)
+	t.Logf("synthetic: SKNN %.4f/%.4f", sknn.HR20, sknn.MRR20)
+	require.Greater(t, sknn.HR20, pop.HR20)
+	code, out, stderr = run("eval", "--model", m, "--train", train, "--test", test, "--sknn")
+	require.Equal(t, 0, code, stderr)
+	require.Regexp(t, `(?m)^SKNN +0\.\d{4} +0\.\d{4} +0\.\d{4} +0\.\d{4}$`, out)
 }
 
 // TestEvalOTTO trains on the OTTO sample's first 10 sessions (a month of
