@@ -40,8 +40,9 @@ type Sealer interface {
 // record that cannot be opened is dead-lettered with stage "open" and its
 // bytes as they were; a record whose output cannot be sealed, with stage
 // "seal", and nothing of it is applied. Key-store errors are retried as
-// sink writes are (SinkRetries). Without Seal, sealed streams carry their
-// values in clear and New logs a warning naming them.
+// sink writes are (3 more times, 50 ms, 100 ms, 200 ms apart). Without
+// Seal, sealed streams carry their values in clear and New logs a warning
+// naming them.
 func Seal(s Sealer) Option {
 	return optionFunc(func(c *config) error {
 		if s == nil {
@@ -77,7 +78,7 @@ func sealedTopics(specs []topology.StreamSpec) map[string]bool {
 }
 
 // withRetries runs op until it succeeds, fails for good (retryable says
-// no) or has failed SinkRetries+1 times, waiting 50 ms, 100 ms, ... between.
+// no) or has failed 1 + the sink retries (3) times, waiting 50 ms, 100 ms, ... between.
 func (p *proc) withRetries(ctx context.Context, retryable func(error) bool, op func(context.Context) error) error {
 	var err error
 	backoff := 50 * time.Millisecond
@@ -95,8 +96,9 @@ func (p *proc) withRetries(ctx context.Context, retryable func(error) bool, op f
 	return err
 }
 
-// retrySealer runs a Seal or Open, trying again (SinkRetries times, 50 ms,
-// 100 ms, ... apart) while it fails for a reason that may pass. A final
+// retrySealer runs a Seal or Open, trying again (the sink retries: 3
+// times, 50 ms, 100 ms, ... apart) while it fails for a reason that may
+// pass. A final
 // failure is counted in aether_seal_errors_total{op}, op "shredded" when
 // the subject's key is gone (expected after a deletion: not an alert).
 func (p *proc) retrySealer(ctx context.Context, op string, fn func(context.Context) ([]byte, error)) ([]byte, error) {

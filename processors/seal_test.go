@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/aetherai/aether/broker"
@@ -222,4 +224,54 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name, outcome string) 
 		}
 	}
 	return 0
+}
+
+// With the key store out of reach, records of a sealed stream are tried
+// again (the sink retries), then dead-lettered with their bytes as they were,
+// counted, and nothing is applied; the processor keeps running.
+func TestSealedStreamsWithoutTheKeyStore(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rdb := redistest.Real(t)
+	prefix := redistest.UniquePrefix(t)
+	redistest.CleanupPrefix(t, rdb, prefix)
+	master := bytes.Repeat([]byte{7}, 32)
+	writer, err := keyring.New(keyring.Options{Redis: rdb, MasterKey: master, Prefix: prefix, TTL: time.Hour})
+	require.NoError(t, err)
+	down := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: 100 * time.Millisecond})
+	defer down.Close()
+	reader, err := keyring.New(keyring.Options{Redis: down, MasterKey: master, Prefix: prefix, TTL: time.Hour})
+	require.NoError(t, err)
+
+	b, err := broker.Start(broker.Partitions(1))
+	require.NoError(t, err)
+	defer b.Close()
+	top := topology.New("sealed-down")
+	in := topology.NewStream("amounts", codec.JSON[ev](), topology.Sealed())
+	top.Source(in)
+	topology.AddProcessor(top, "summer", in, codec.JSON[total](), operators.Operator[total, ev, total](sumOp{})).
+		Emit(topology.NewStream("totals", codec.JSON[total](), topology.Sealed()))
+	reg := prometheus.NewRegistry()
+	_, stop := startRuntime(t, ctx, b, top, processors.Seal(reader), processors.Registry(reg))
+	defer stop()
+
+	em, err := processors.NewEmitter(b.Addrs(), in, processors.ClientSeal(writer))
+	require.NoError(t, err)
+	for i := range 3 {
+		require.NoError(t, em.Emit("erin", ev{ID: fmt.Sprint("e", i), N: 1, Time: time.Now().UTC()}))
+	}
+	require.NoError(t, em.Finish())
+	inputs := consume(t, b, "amounts", 3)
+	dlq := consume(t, b, "amounts.dlq", 3)
+	for i, m := range dlq {
+		require.Equal(t, inputs[i].Value, m.Value, "the bytes as they were")
+		require.Equal(t, "open", header(m, processors.HeaderStage))
+		require.Contains(t, header(m, processors.HeaderReason), "open: keyring: read key: ")
+	}
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP aether_seal_errors_total Records of sealed streams or tables that could not be opened or sealed, after retries, by processor and op (open, seal; shredded: sealed with a key that is gone, after a deletion).
+# TYPE aether_seal_errors_total counter
+aether_seal_errors_total{op="open",processor="summer"} 3
+`), "aether_seal_errors_total"))
+	require.Empty(t, consumeAll(t, b, "totals"), "nothing applied")
 }
