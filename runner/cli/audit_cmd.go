@@ -91,8 +91,7 @@ With --username, the password is read from ` + esPasswordEnv + `.`,
 				}
 			} else {
 				trail = args[0]
-				rep, err = audit.VerifyFile(trail)
-				coverage = func() (audit.CoverageReport, error) { return audit.CoverageFile(trail) }
+				rep, coverage, err = verifyFile(trail)
 			}
 			var p *audit.Problem
 			if errors.As(err, &p) {
@@ -126,4 +125,28 @@ With --username, the password is read from ` + esPasswordEnv + `.`,
 	cmd.Flags().StringVar(&username, "username", "", "Elasticsearch user; the password is read from "+esPasswordEnv)
 	cmd.Flags().StringVar(&caFile, "ca-file", "", "PEM certificates to trust for an https Elasticsearch")
 	return cmd
+}
+
+// verifyFile checks a file trail's chain and, in the same read, gathers its
+// attestations' coverage, which the returned function reports once the
+// chain holds.
+func verifyFile(path string) (audit.Report, func() (audit.CoverageReport, error), error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return audit.Report{}, nil, fmt.Errorf("audit: %w", err)
+	}
+	defer f.Close()
+	pr, pw := io.Pipe()
+	var cov audit.CoverageReport
+	var covErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		cov, covErr = audit.CoverageOf(pr)
+		_, _ = io.Copy(io.Discard, pr) // an early error must not stall the chain check
+	}()
+	rep, err := audit.Verify(io.TeeReader(f, pw))
+	pw.CloseWithError(err)
+	<-done
+	return rep, func() (audit.CoverageReport, error) { return cov, covErr }, err
 }
