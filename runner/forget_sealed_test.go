@@ -127,6 +127,12 @@ func TestForgetSealedLeavesNothingReadable(t *testing.T) {
 	require.Equal(t, http.StatusOK, code, body)
 	require.Contains(t, body, `"userId":"alice"`, "answers name the user as asked")
 
+	// Every key Aether wrote, data keys included, expires.
+	for _, k := range e.redisKeys("*") {
+		require.Positive(t, e.mr.TTL(k), "key %s has no TTL", k)
+	}
+	require.True(t, e.mr.Exists("aether:keys:"+alice), "alice's data key")
+
 	before := e.scanAll("alice", alice, fresh())
 	t.Logf("before: records %v, readable %v", before.records, before.readable)
 	require.Empty(t, before.rawHits, "no store holds alice's id or address")

@@ -427,7 +427,10 @@ func TestUnauthorized(t *testing.T) {
 	require.NoError(t, s.Write(ctx, audittest.Event(t, 2)))
 	err = s.Close()
 	require.ErrorAs(t, err, &be)
-	require.Equal(t, 2, be.Events)
+	// Event 1, spilled by the first sink, is replayed by this one in the
+	// background: before the 403s began (then only event 2 is left) or
+	// after (both are). Either way none is lost: see the end.
+	require.Contains(t, []int{1, 2}, be.Events)
 	require.Contains(t, err.Error(), "Error 403 (Forbidden): action [indices:data/write/bulk] is unauthorized for user [aether]")
 	require.Greater(t, value(t, f.reg, "aether_audit_sink_errors_total", "forbidden"), 0.0)
 
