@@ -470,12 +470,8 @@ func TestAlertmanagerConfig(t *testing.T) {
 		}
 	}
 
-	// amtool comes with Debian's prometheus-alertmanager, which CI does
-	// not install: skip quietly when it is absent, even under CI.
-	amtool, err := exec.LookPath("amtool")
-	if err != nil {
-		t.Skip("amtool not installed (apt-get install prometheus-alertmanager): config check skipped")
-	}
+	// amtool comes with Debian's prometheus-alertmanager, which CI installs.
+	amtool := needTool(t, "amtool", "prometheus-alertmanager")
 	run(t, ".", amtool, "check-config", alertmanagerFile)
 	for sev, want := range map[string]string{"critical": "pagerduty-critical", "warning": "pagerduty-warning"} {
 		out := strings.TrimSpace(run(t, ".", amtool, "config", "routes", "test", "--config.file="+alertmanagerFile,
