@@ -35,22 +35,8 @@ import (
 func TestSealedStreams(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	rdb := redistest.Real(t)
-	prefix := redistest.UniquePrefix(t)
-	redistest.CleanupPrefix(t, rdb, prefix)
-	kr, err := keyring.New(keyring.Options{Redis: rdb, MasterKey: bytes.Repeat([]byte{7}, 32), Prefix: prefix, TTL: time.Hour})
-	require.NoError(t, err)
-
-	b, err := broker.Start(broker.Partitions(2))
-	require.NoError(t, err)
-	defer b.Close()
-	top := topology.New("sealed-sums")
-	in := topology.NewStream("amounts", codec.JSON[ev](), topology.Sealed()).
-		EventTime(func(e ev) time.Time { return e.Time }).
-		EventID(func(e ev) string { return e.ID })
-	out := topology.NewStream("totals", codec.JSON[total](), topology.Sealed())
-	top.Source(in)
-	topology.AddProcessor(top, "summer", in, codec.JSON[total](), operators.Operator[total, ev, total](sumOp{})).Emit(out)
+	env := newSealedSums(t, 2)
+	b, kr, top, in := env.b, env.kr, env.top, env.in
 	reg := prometheus.NewRegistry()
 	_, stop := startRuntime(t, ctx, b, top, processors.Seal(kr), processors.Registry(reg))
 	defer stop()
@@ -171,21 +157,8 @@ func header(m *sarama.ConsumerMessage, k string) string {
 func TestSealedTimerOfADestroyedKey(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	rdb := redistest.Real(t)
-	prefix := redistest.UniquePrefix(t)
-	redistest.CleanupPrefix(t, rdb, prefix)
-	kr, err := keyring.New(keyring.Options{Redis: rdb, MasterKey: bytes.Repeat([]byte{7}, 32), Prefix: prefix, TTL: time.Hour})
-	require.NoError(t, err)
-	b, err := broker.Start(broker.Partitions(1))
-	require.NoError(t, err)
-	defer b.Close()
-	top := topology.New("sealed-timers")
-	in := topology.NewStream("amounts", codec.JSON[ev](), topology.Sealed()).
-		EventTime(func(e ev) time.Time { return e.Time }).
-		EventID(func(e ev) string { return e.ID })
-	top.Source(in)
-	topology.AddProcessor(top, "summer", in, codec.JSON[total](), operators.Operator[total, ev, total](sumOp{})).
-		Emit(topology.NewStream("totals", codec.JSON[total](), topology.Sealed()))
+	env := newSealedSums(t, 1)
+	b, kr, top, in, rdb, prefix := env.b, env.kr, env.top, env.in, env.rdb, env.prefix
 	reg := prometheus.NewRegistry()
 	_, stop := startRuntime(t, ctx, b, top, processors.Seal(kr), processors.Registry(reg))
 	defer stop()
@@ -232,25 +205,13 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name, outcome string) 
 func TestSealedStreamsWithoutTheKeyStore(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	rdb := redistest.Real(t)
-	prefix := redistest.UniquePrefix(t)
-	redistest.CleanupPrefix(t, rdb, prefix)
-	master := bytes.Repeat([]byte{7}, 32)
-	writer, err := keyring.New(keyring.Options{Redis: rdb, MasterKey: master, Prefix: prefix, TTL: time.Hour})
-	require.NoError(t, err)
+	env := newSealedSums(t, 1)
+	b, writer, top, in := env.b, env.kr, env.top, env.in
 	down := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: 100 * time.Millisecond})
 	defer down.Close()
-	reader, err := keyring.New(keyring.Options{Redis: down, MasterKey: master, Prefix: prefix, TTL: time.Hour})
+	reader, err := keyring.New(keyring.Options{Redis: down, MasterKey: env.master, Prefix: env.prefix, TTL: time.Hour})
 	require.NoError(t, err)
 
-	b, err := broker.Start(broker.Partitions(1))
-	require.NoError(t, err)
-	defer b.Close()
-	top := topology.New("sealed-down")
-	in := topology.NewStream("amounts", codec.JSON[ev](), topology.Sealed())
-	top.Source(in)
-	topology.AddProcessor(top, "summer", in, codec.JSON[total](), operators.Operator[total, ev, total](sumOp{})).
-		Emit(topology.NewStream("totals", codec.JSON[total](), topology.Sealed()))
 	reg := prometheus.NewRegistry()
 	_, stop := startRuntime(t, ctx, b, top, processors.Seal(reader), processors.Registry(reg))
 	defer stop()
@@ -274,4 +235,38 @@ func TestSealedStreamsWithoutTheKeyStore(t *testing.T) {
 aether_seal_errors_total{op="open",processor="summer"} 3
 `), "aether_seal_errors_total"))
 	require.Empty(t, consumeAll(t, b, "totals"), "nothing applied")
+}
+
+// sealedSums is the sum topology with its input and output sealed, on a
+// fresh broker with the given partitions, and a keyring on the real Redis
+// (keys under a prefix of the test's own, removed at the end).
+type sealedSums struct {
+	top *topology.Topology
+	in  *topology.Stream[ev]
+	b   *broker.Broker
+	rdb *redis.Client
+	kr  *keyring.Keyring
+	// prefix and master are the keyring's, for a second keyring.
+	prefix string
+	master []byte
+}
+
+func newSealedSums(t *testing.T, partitions int) *sealedSums {
+	t.Helper()
+	s := &sealedSums{rdb: redistest.Real(t), prefix: redistest.UniquePrefix(t), master: bytes.Repeat([]byte{7}, 32)}
+	redistest.CleanupPrefix(t, s.rdb, s.prefix)
+	var err error
+	s.kr, err = keyring.New(keyring.Options{Redis: s.rdb, MasterKey: s.master, Prefix: s.prefix, TTL: time.Hour})
+	require.NoError(t, err)
+	s.b, err = broker.Start(broker.Partitions(partitions))
+	require.NoError(t, err)
+	t.Cleanup(s.b.Close)
+	s.top = topology.New("sealed-sums")
+	s.in = topology.NewStream("amounts", codec.JSON[ev](), topology.Sealed()).
+		EventTime(func(e ev) time.Time { return e.Time }).
+		EventID(func(e ev) string { return e.ID })
+	s.top.Source(s.in)
+	topology.AddProcessor(s.top, "summer", s.in, codec.JSON[total](), operators.Operator[total, ev, total](sumOp{})).
+		Emit(topology.NewStream("totals", codec.JSON[total](), topology.Sealed()))
+	return s
 }
