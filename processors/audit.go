@@ -424,6 +424,7 @@ type procAudit struct {
 	group, actor string
 	inputs       map[string]bool
 	table        string
+	loopTopic    string
 	accs         sync.Map // tp -> *accumulator
 }
 
@@ -447,7 +448,7 @@ type accumulator struct {
 }
 
 func newProcAudit(t *trail, p *proc) *procAudit {
-	a := &procAudit{t: t, group: p.spec.Name, actor: "processor:" + p.spec.Name, inputs: map[string]bool{}}
+	a := &procAudit{t: t, group: p.spec.Name, actor: "processor:" + p.spec.Name, inputs: map[string]bool{}, loopTopic: p.spec.LoopTopic()}
 	for _, in := range p.spec.Inputs {
 		a.inputs[in.Name] = true
 	}
@@ -603,7 +604,7 @@ func (a *procAudit) timerFailed(part int32, f *engine.Failure) {
 	if errors.Is(f.Err, engine.ErrPanic) {
 		reason = "timer panicked"
 	}
-	a.job(JobFailure, a.group+"-loop/"+strconv.Itoa(int(part)), "error",
+	a.job(JobFailure, a.loopTopic+"/"+strconv.Itoa(int(part)), "error",
 		map[string]string{"stage": f.Stage, "operator": f.Operator, "reason": reason + "; timer dropped"})
 }
 

@@ -21,7 +21,7 @@ func (f optionFunc) apply(c *config) error { return f(c) }
 
 type config struct {
 	brokers       []string
-	sarama        func(clientID string) *sarama.Config
+	sarama        func(processor, clientID string) *sarama.Config // processor "": the runtime's own client
 	storageDir    string
 	registerer    prometheus.Registerer
 	gatherer      prometheus.Gatherer
@@ -39,7 +39,7 @@ type config struct {
 
 func defaults() config {
 	return config{
-		sarama:        broker.SaramaConfig,
+		sarama:        func(_, id string) *sarama.Config { return broker.SaramaConfig(id) },
 		timerInterval: time.Second,
 		idleAdvance:   true,
 		partitions:    8,
@@ -67,7 +67,7 @@ func Sarama(fn func(clientID string) *sarama.Config) Option {
 		if fn == nil {
 			return errors.New("sarama: nil config function")
 		}
-		c.sarama = fn
+		c.sarama = func(_, id string) *sarama.Config { return fn(id) }
 		return nil
 	})
 }

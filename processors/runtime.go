@@ -136,7 +136,7 @@ func New(ctx context.Context, t *topology.Topology, opts ...Option) (*Runtime, e
 func (r *Runtime) Gatherer() prometheus.Gatherer { return r.cfg.gatherer }
 
 func (r *Runtime) createTopics(ctx context.Context) error {
-	cfg := r.cfg.sarama(r.clientID("admin"))
+	cfg := r.cfg.sarama("", r.clientID("admin"))
 	for _, s := range r.topo.Streams() {
 		parts := s.Partitions
 		if parts == 0 {
@@ -257,10 +257,8 @@ func (r *Runtime) newProc(spec *topology.ProcessorSpec) (*proc, error) {
 	for _, l := range spec.Lookups {
 		// The owner's declaration, not the lookup's copy: an input the
 		// owner consumes after the lookup was declared may seal it.
-		for _, o := range r.topo.Processors() {
-			if o.Table != nil && o.Table.Name == l.Name {
-				p.sealedLookups[l.Name] = o.Table.Sealed
-			}
+		if o := r.topo.Processor(l.Owner); o != nil && o.Table != nil {
+			p.sealedLookups[l.Name] = o.Table.Sealed
 		}
 	}
 	if r.trail != nil {
@@ -288,7 +286,7 @@ func (r *Runtime) newProc(spec *topology.ProcessorSpec) (*proc, error) {
 	cid := r.clientID(spec.Name)
 	// Goka's builders write ClientID (and the partitioner) into the config
 	// they are given on every build: each gets its own.
-	scfg := func() *sarama.Config { return r.cfg.sarama(cid) }
+	scfg := func() *sarama.Config { return r.cfg.sarama(spec.Name, cid) }
 	opts := []goka.ProcessorOption{
 		goka.WithClientID(cid),
 		goka.WithLogger(gokaLogger{p.log}),
@@ -305,7 +303,7 @@ func (r *Runtime) newProc(spec *topology.ProcessorSpec) (*proc, error) {
 	}
 	p.gp = gp
 	if p.node.Stateful() {
-		loop, err := goka.NewEmitter(r.cfg.brokers, goka.Stream(string(group)+"-loop"), rawCodec,
+		loop, err := goka.NewEmitter(r.cfg.brokers, goka.Stream(spec.LoopTopic()), rawCodec,
 			goka.WithEmitterClientID(cid+"-timers"),
 			goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(scfg())),
 			goka.WithEmitterTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(scfg(), broker.GokaTopicManagerConfig())),
@@ -512,6 +510,25 @@ func (p *proc) apply(ctx goka.Context, pt *partition, res engine.Result, rec *en
 		}
 	}
 	return sinkFailed
+}
+
+// withRetries runs op until it succeeds, fails for good (retryable says
+// no) or has failed 1 + the sink retries (3) times, waiting 50 ms, 100 ms, ... between.
+func (p *proc) withRetries(ctx context.Context, retryable func(error) bool, op func(context.Context) error) error {
+	var err error
+	backoff := 50 * time.Millisecond
+	for attempt := 0; attempt <= p.r.cfg.sinkRetries; attempt++ {
+		if err = op(ctx); err == nil || !retryable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(backoff):
+			backoff *= 2
+		}
+	}
+	return err
 }
 
 func (p *proc) writeSink(ctx context.Context, write func(context.Context) error) error {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/lovoo/goka"
 
@@ -77,41 +76,18 @@ func sealedTopics(specs []topology.StreamSpec) map[string]bool {
 	return m
 }
 
-// withRetries runs op until it succeeds, fails for good (retryable says
-// no) or has failed 1 + the sink retries (3) times, waiting 50 ms, 100 ms, ... between.
-func (p *proc) withRetries(ctx context.Context, retryable func(error) bool, op func(context.Context) error) error {
-	var err error
-	backoff := 50 * time.Millisecond
-	for attempt := 0; attempt <= p.r.cfg.sinkRetries; attempt++ {
-		if err = op(ctx); err == nil || !retryable(err) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return errors.Join(err, ctx.Err())
-		case <-time.After(backoff):
-			backoff *= 2
-		}
-	}
-	return err
-}
-
-// retrySealer runs a Seal or Open, trying again (the sink retries: 3
-// times, 50 ms, 100 ms, ... apart) while it fails for a reason that may
-// pass. A final
-// failure is counted in aether_seal_errors_total{op}, op "shredded" when
+// retrySealer runs a Seal or Open with withRetries. A final failure is
+// counted in aether_seal_errors_total{op}, op "shredded" when
 // the subject's key is gone (expected after a deletion: not an alert).
 func (p *proc) retrySealer(ctx context.Context, op string, fn func(context.Context) ([]byte, error)) ([]byte, error) {
-	out, err := fn(ctx)
-	backoff := 50 * time.Millisecond
-	for attempt := 1; err != nil && p.sealer.Retryable(err) && attempt <= p.r.cfg.sinkRetries; attempt++ {
-		select {
-		case <-ctx.Done():
-			return nil, errors.Join(err, ctx.Err())
-		case <-time.After(backoff):
-			backoff *= 2
-		}
+	var out []byte
+	err := p.withRetries(ctx, p.sealer.Retryable, func(ctx context.Context) error {
+		var err error
 		out, err = fn(ctx)
+		return err
+	})
+	if err != nil {
+		out = nil
 	}
 	switch {
 	case err != nil && p.sealer.Shredded(err):

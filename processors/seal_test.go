@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
@@ -76,8 +75,8 @@ func TestSealedStreams(t *testing.T) {
 	dlq := consume(t, b, "amounts.dlq", 1)
 	require.Equal(t, "carol", string(dlq[0].Key))
 	require.Equal(t, plain, dlq[0].Value, "dead letters keep the bytes as they were")
-	require.Contains(t, header(dlq[0], processors.HeaderReason), "open: keyring: value is not sealed")
-	require.Equal(t, "open", header(dlq[0], processors.HeaderStage))
+	require.Contains(t, headers(dlq[0])[processors.HeaderReason], "open: keyring: value is not sealed")
+	require.Equal(t, "open", headers(dlq[0])[processors.HeaderStage])
 
 	// Destroying alice's key makes every record of hers unreadable, in
 	// the input, the output and the dead letters; bob's still open.
@@ -112,7 +111,7 @@ func TestSealedStreams(t *testing.T) {
 		if string(m.Key) == "alice" {
 			replayed++
 			require.Equal(t, old, m.Value)
-			require.True(t, strings.HasPrefix(header(m, processors.HeaderReason), "open: keyring: the subject's data key is destroyed"), header(m, processors.HeaderReason))
+			require.True(t, strings.HasPrefix(headers(m)[processors.HeaderReason], "open: keyring: the subject's data key is destroyed"), headers(m)[processors.HeaderReason])
 		}
 	}
 	require.Equal(t, 1, replayed)
@@ -139,16 +138,6 @@ aether_seal_errors_total{op="shredded",processor="summer"} 1
 		}
 	}
 	require.Equal(t, total{Sum: 10, Events: 1}, latest)
-}
-
-// header is the value of a record's header k.
-func header(m *sarama.ConsumerMessage, k string) string {
-	for _, h := range m.Headers {
-		if string(h.Key) == k {
-			return string(h.Value)
-		}
-	}
-	return ""
 }
 
 // A timer of a key whose data key is destroyed (a deletion whose control
@@ -226,8 +215,8 @@ func TestSealedStreamsWithoutTheKeyStore(t *testing.T) {
 	dlq := consume(t, b, "amounts.dlq", 3)
 	for i, m := range dlq {
 		require.Equal(t, inputs[i].Value, m.Value, "the bytes as they were")
-		require.Equal(t, "open", header(m, processors.HeaderStage))
-		require.Contains(t, header(m, processors.HeaderReason), "open: keyring: read key: ")
+		require.Equal(t, "open", headers(m)[processors.HeaderStage])
+		require.Contains(t, headers(m)[processors.HeaderReason], "open: keyring: read key: ")
 	}
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
 # HELP aether_seal_errors_total Records of sealed streams or tables that could not be opened or sealed, after retries, by processor and op (open, seal; shredded: sealed with a key that is gone, after a deletion).

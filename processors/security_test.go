@@ -35,7 +35,7 @@ func TestPerProcessorSaramaNamesTheProcessor(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_, err = processors.New(ctx, top, processors.Brokers(b.Addrs()...),
-		processors.PerProcessorSarama(top, func(p, id string) *sarama.Config {
+		processors.PerProcessorSarama(func(p, id string) *sarama.Config {
 			mu.Lock()
 			defer mu.Unlock()
 			if seen[p] == nil {
@@ -52,6 +52,6 @@ func TestPerProcessorSaramaNamesTheProcessor(t *testing.T) {
 		"count-2": {"aether-shop-count-2-i-1": true},
 	}, seen)
 
-	_, err = processors.New(ctx, top, processors.Brokers(b.Addrs()...), processors.PerProcessorSarama(nil, nil))
-	require.EqualError(t, err, "per-processor sarama: nil topology or config function")
+	_, err = processors.New(ctx, top, processors.Brokers(b.Addrs()...), processors.PerProcessorSarama(nil))
+	require.EqualError(t, err, "per-processor sarama: nil config function")
 }

@@ -160,7 +160,7 @@ func Start(ctx context.Context, p Parts) (run *Running, err error) {
 		return run, err
 	}
 	opts := []processors.Option{processors.Brokers(brokers...), processors.Registry(reg), processors.Logger(log),
-		processors.DefaultPartitions(cfg.Kafka.Partitions), processors.PerProcessorSarama(pl.Topology, kafkaAs.processor)}
+		processors.DefaultPartitions(cfg.Kafka.Partitions), processors.PerProcessorSarama(kafkaAs.processor)}
 	if !kafkaAs.admin {
 		// Without administrator credentials the topics must exist
 		// already (runner topics --apply).

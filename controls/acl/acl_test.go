@@ -184,7 +184,7 @@ func exercise(t *testing.T, bindings []acl.Binding, patience time.Duration) {
 	used := map[string]bool{}
 	newRuntime := func() *processors.Runtime {
 		rt, err := processors.New(ctx, pl.Topology, processors.Brokers(addrs...), processors.CreateTopics(false),
-			processors.PerProcessorSarama(pl.Topology, func(p, id string) *sarama.Config {
+			processors.PerProcessorSarama(func(p, id string) *sarama.Config {
 				mu.Lock()
 				used[p] = true
 				mu.Unlock()
