@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
-	"os"
 	"reflect"
 	"strconv"
 	"strings"
@@ -13,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aetherai/aether/bench/internal/report"
+	"github.com/aetherai/aether/internal/redistest"
 	"github.com/aetherai/aether/operators/features"
 	"github.com/aetherai/aether/operators/sessionize"
 )
@@ -230,25 +229,18 @@ func TestRoundOrder(t *testing.T) {
 	}
 }
 
-// TestRunSeal runs the sealed variant against the Redis at DefaultRedis
-// (failing without one under CI, skipped elsewhere): the run checks that it opened and sealed every
-// record, and the ratio is reported.
+// TestRunSeal runs the sealed variant against the tests' real Redis: the
+// run checks that it opened and sealed every record, and the ratio is
+// reported.
 func TestRunSeal(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a broker and four processors")
 	}
-	if c, err := net.DialTimeout("tcp", DefaultRedis, time.Second); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("no Redis at %s (%v): CI starts redis-server, see .ci/run", DefaultRedis, err)
-		}
-		t.Skipf("no Redis at %s (%v): skipped, CI is not set", DefaultRedis, err)
-	} else {
-		c.Close()
-	}
+	redistest.Real(t) // fails under CI without it, skips elsewhere
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var log strings.Builder
-	res, err := Run(ctx, Config{Events: 3000, Users: 300, Partitions: 4, Rounds: 1, Seal: true}, &log)
+	res, err := Run(ctx, Config{Events: 3000, Users: 300, Partitions: 4, Rounds: 1, Seal: true, Redis: redistest.Addr}, &log)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, log.String())
 	}

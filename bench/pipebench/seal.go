@@ -16,6 +16,7 @@ import (
 	"github.com/aetherai/aether/clickstream"
 	"github.com/aetherai/aether/event"
 	"github.com/aetherai/aether/examples/recommendations/pipeline"
+	"github.com/aetherai/aether/internal/redisglob"
 	"github.com/aetherai/aether/keyring"
 	"github.com/aetherai/aether/processors"
 )
@@ -79,7 +80,7 @@ func (s *sealEnv) close() (int64, error) {
 	var errs []error
 	var cursor uint64
 	for {
-		keys, next, err := s.rdb.Scan(ctx, cursor, s.prefix+"*", 1000).Result()
+		keys, next, err := s.rdb.Scan(ctx, cursor, redisglob.Escape(s.prefix)+"*", 1000).Result()
 		if err != nil {
 			return deleted, errors.Join(append(errs, err)...)
 		}
