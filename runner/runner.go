@@ -382,6 +382,9 @@ func kafkaRoles(kc config.Kafka, pl *pipeline.Pipeline) (k kafkaConfigs, err err
 		return k, err
 	}
 	k.adminConf, err = kc.Sarama(config.KafkaAdminRole)
+	if _, declared := kc.AdminPrincipal(); declared && err != nil {
+		return k, err // declared but unusable (an empty password): say so
+	}
 	k.admin = err == nil
 	if !k.admin {
 		// The runtime's client then connects as the ingest role, which

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -106,6 +107,10 @@ the status of each control at /metrics:
 			if err != nil {
 				return err
 			}
+			// The file's settings, where the flags give none: the receipts
+			// runner forget writes, the rules the file names.
+			ef.receipts = cmp.Or(ef.receipts, cfg.ReceiptsDir())
+			ef.rules = cmp.Or(ef.rules, cfg.Evidence.Rules)
 			checks, skipped, closeAll := buildEvidenceChecks(cmd.Context(), cfg, ef)
 			defer closeAll()
 			opts := []evidence.Option{evidence.Timeout(ef.timeout), evidence.NotEvaluated(skipped...),
@@ -154,9 +159,9 @@ the status of each control at /metrics:
 	fs := cmd.Flags()
 	fs.StringVarP(&ef.out, "output", "o", "", "write the report to FILE: .html (a page for auditors) or .json; default: a table on stdout")
 	fs.DurationVar(&ef.period, "period", 0, "re-evaluate every period until interrupted (e.g. 5m); 0 evaluates once")
-	fs.StringVar(&ef.rules, "rules", "", "Prometheus alert rules file (default: "+defaultRulesPath+" in the working directory or a parent)")
+	fs.StringVar(&ef.rules, "rules", "", "Prometheus alert rules file (default: evidence.rules, else "+defaultRulesPath+" in the working directory or a parent)")
 	fs.StringSliceVar(&ef.requireAlerts, "require-alert", defaultRequiredAlerts, "alerts the rules file must define")
-	fs.StringVar(&ef.receipts, "receipts", "", "directory of deletion receipts (runner forget); unset: the control is not evaluated")
+	fs.StringVar(&ef.receipts, "receipts", "", "directory of deletion receipts (default: evidence.receipts, else "+config.DefaultReceiptsDir+", where runner forget writes them)")
 	fs.DurationVar(&ef.auditMaxAge, "audit-max-age", 24*time.Hour, "the audit trail fails as stalled when its last record is older; 0 disables")
 	fs.DurationVar(&ef.timeout, "timeout", evidence.DefaultTimeout, "time limit of each control")
 	fs.StringVar(&ef.listen, "listen", "", "with --period, serve /evidence (HTML), /evidence.json and /metrics (aether_control_status) on this address; no authentication, so keep it on loopback or a private network")
@@ -330,11 +335,7 @@ func buildEvidenceChecks(ctx context.Context, cfg *config.Config, ef evidenceFla
 	}
 	checks = append(checks, evidence.AlertRules(rules, ef.requireAlerts...))
 
-	if ef.receipts == "" {
-		skip("deletion_receipts", "no --receipts DIR given: the deletion receipts are not known")
-	} else {
-		checks = append(checks, evidence.DeletionReceipts(ef.receipts))
-	}
+	checks = append(checks, evidence.DeletionReceipts(ef.receipts))
 
 	checks = append(checks, evidence.Drift("acl_drift", []string{"CC6.1", "CC6.3"}, func(ctx context.Context) (missing, excess []string, err error) {
 		return aclDrift(ctx, cfg)

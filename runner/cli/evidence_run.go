@@ -26,7 +26,7 @@ func runEvidence(ctx context.Context, out io.Writer, cfg *config.Config, trail a
 	if fs, ok := trail.(*audit.FileSink); ok {
 		ecfg.Audit.File = fs.Path()
 	}
-	ef := evidenceFlags{rules: cfg.Evidence.Rules, receipts: cfg.Evidence.Receipts, auditMaxAge: 24 * time.Hour,
+	ef := evidenceFlags{rules: cfg.Evidence.Rules, receipts: cfg.ReceiptsDir(), auditMaxAge: 24 * time.Hour,
 		timeout: evidence.DefaultTimeout, requireAlerts: defaultRequiredAlerts, served: served}
 	checks, skipped, closeChecks := buildEvidenceChecks(ctx, &ecfg, ef)
 	s, err := evidence.NewScheduler(checks, evidence.Period(cfg.Evidence.Period), evidence.Registerer(reg),

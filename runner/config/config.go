@@ -95,6 +95,16 @@ func (k Kafka) Username(role string) string {
 	return DefaultKafkaUsername(role)
 }
 
+// AdminPrincipal returns the admin role's credentials as declared, and
+// whether kafka.security.principals declares them.
+func (k Kafka) AdminPrincipal() (KafkaPrincipal, bool) {
+	if k.Security == nil {
+		return KafkaPrincipal{}, false
+	}
+	p, ok := k.Security.Principals[KafkaAdminRole]
+	return p, ok
+}
+
 // Credentials returns role's username and password, the password read
 // from the environment for "env:NAME". ok is false when SASL is off; with
 // SASL on, a role without credentials is an error naming the field.
