@@ -1,14 +1,10 @@
 package evidence
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
 	"time"
 
 	"github.com/aetherai/aether/audit"
@@ -22,11 +18,7 @@ import (
 func AuditTrail(path string, maxAge time.Duration) Check {
 	c := AuditTrailFunc("file "+path, maxAge, func(context.Context) (audit.Report, time.Time, error) {
 		rep, err := audit.VerifyFile(path)
-		if err != nil {
-			return rep, time.Time{}, err
-		}
-		last, err := lastRecordTime(path)
-		return rep, last, err
+		return rep, rep.LastTime, err
 	})
 	return c
 }
@@ -84,44 +76,4 @@ func auditTrail(ctx context.Context, source string, maxAge time.Duration, verify
 		}
 	}
 	return pass(declared, live, "the hash chain verifies", details...)
-}
-
-// lastRecordTime reads the event time of the last line of a file trail
-// without reading the whole file again.
-func lastRecordTime(path string) (time.Time, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return time.Time{}, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return time.Time{}, err
-	}
-	const window = 1 << 20
-	off := max(st.Size()-window, 0)
-	buf := make([]byte, st.Size()-off)
-	if _, err := f.ReadAt(buf, off); err != nil && !errors.Is(err, io.EOF) {
-		return time.Time{}, err
-	}
-	buf = bytes.TrimRight(buf, "\n")
-	if len(buf) == 0 {
-		return time.Time{}, nil
-	}
-	if i := bytes.LastIndexByte(buf, '\n'); i >= 0 {
-		buf = buf[i+1:]
-	} else if off > 0 {
-		return time.Time{}, fmt.Errorf("audit trail %s: last line longer than %d bytes", path, window)
-	}
-	var rec audit.Record
-	if err := json.Unmarshal(buf, &rec); err != nil {
-		return time.Time{}, fmt.Errorf("audit trail %s: last line: %w", path, err)
-	}
-	var ev struct {
-		Time time.Time `json:"time"`
-	}
-	if err := json.Unmarshal(rec.Event, &ev); err != nil {
-		return time.Time{}, fmt.Errorf("audit trail %s: last record's event: %w", path, err)
-	}
-	return ev.Time, nil
 }

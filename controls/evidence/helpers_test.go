@@ -1,12 +1,9 @@
 package evidence_test
 
 import (
-	"context"
 	"fmt"
 	"os"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/aetherai/aether/internal/redistest"
 
@@ -44,24 +41,8 @@ func miniRedis(tb testing.TB) *redis.Client {
 // uniquePrefix is a key prefix no other test or process uses, free of glob
 // characters; every key under it is unlinked when the test ends.
 func uniquePrefix(tb testing.TB, c redis.UniversalClient) string {
-	name := strings.Map(func(r rune) rune {
-		if strings.ContainsRune(`*?[]\ /`, r) {
-			return '_'
-		}
-		return r
-	}, tb.Name())
-	p := fmt.Sprintf("aether:test:evidence:%s:%d:%d:", name, os.Getpid(), time.Now().UnixNano())
-	tb.Cleanup(func() {
-		ctx := context.Background()
-		iter := c.Scan(ctx, 0, p+"*", 1000).Iterator()
-		var keys []string
-		for iter.Next(ctx) {
-			keys = append(keys, iter.Val())
-		}
-		if len(keys) > 0 {
-			_ = c.Unlink(ctx, keys...).Err()
-		}
-	})
+	p := redistest.UniquePrefix(tb)
+	redistest.CleanupPrefix(tb, c, p)
 	return p
 }
 

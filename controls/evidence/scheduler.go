@@ -130,16 +130,16 @@ func (s *Scheduler) Run(ctx context.Context) error {
 // EvaluateNow evaluates the checks, publishes the report (Latest, the
 // metrics, OnReport) and returns it.
 func (s *Scheduler) EvaluateNow(ctx context.Context) Report {
-	rep, _ := s.evaluate(ctx)
+	rep := s.evaluate(ctx)
 	return rep
 }
 
-func (s *Scheduler) evaluate(ctx context.Context) (Report, bool) {
+func (s *Scheduler) evaluate(ctx context.Context) Report {
 	s.evalMu.Lock()
 	defer s.evalMu.Unlock()
 	rep := evaluate(ctx, s.checks, s.cfg.eval)
 	if ctx.Err() != nil {
-		return rep, false
+		return rep // cancelled: not published
 	}
 	s.mu.Lock()
 	s.latest = &rep
@@ -147,7 +147,7 @@ func (s *Scheduler) evaluate(ctx context.Context) (Report, bool) {
 	if s.cfg.notify != nil {
 		s.cfg.notify(rep)
 	}
-	return rep, true
+	return rep
 }
 
 // Latest returns the last published report; false before the first.

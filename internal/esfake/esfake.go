@@ -13,6 +13,7 @@ package esfake
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -20,6 +21,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -88,7 +90,6 @@ type index struct {
 	mappings map[string]any
 	live     map[string]*doc // what GET by id sees
 	searched map[string]*doc // what search sees: live at the last refresh
-	order    []string        // ids in first-insertion order, for a stable hit order
 }
 
 type doc struct {
@@ -826,7 +827,6 @@ func (s *Server) store(indexName, id string, source []byte, op string) (int, map
 		d.version, d.ord, status, result = old.version+1, old.ord, 200, "updated"
 	} else {
 		d.ord = s.seqNo
-		ix.order = append(ix.order, id)
 	}
 	ix.live[id] = d
 	return status, s.writeResult(indexName, d, result), nil
@@ -1142,11 +1142,8 @@ func (s *Server) matching(expr string, query map[string]any) ([]hit, *esError) {
 	for _, n := range names {
 		s.stats.Queries[n]++
 		ix := s.indices[n]
-		for _, id := range ix.order {
-			d := ix.searched[id]
-			if d == nil {
-				continue
-			}
+		start := len(out)
+		for _, d := range ix.searched {
 			ok, e := matches(query, d, ix)
 			if e != nil {
 				return nil, e
@@ -1155,6 +1152,8 @@ func (s *Server) matching(expr string, query map[string]any) ([]hit, *esError) {
 				out = append(out, hit{index: ix, doc: d})
 			}
 		}
+		// A stable order: first insertion (kept across updates).
+		slices.SortFunc(out[start:], func(a, b hit) int { return cmp.Compare(a.doc.ord, b.doc.ord) })
 	}
 	return out, nil
 }

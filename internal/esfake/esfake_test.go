@@ -463,3 +463,23 @@ func TestFaults(t *testing.T) {
 		require.Equal(t, int64(100), n)
 	})
 }
+
+// A document deleted and indexed again under its id is one hit, not two.
+func TestReindexAfterDeleteIsOneHit(t *testing.T) {
+	s := esfake.New()
+	defer s.Close()
+	c := newClient(t, s)
+	ctx := context.Background()
+	_, err := c.Index().Index("docs").Id("a").BodyJson(item{Seq: 1}).Refresh("true").Do(ctx)
+	require.NoError(t, err)
+	_, err = c.Delete().Index("docs").Id("a").Refresh("true").Do(ctx)
+	require.NoError(t, err)
+	_, err = c.Index().Index("docs").Id("a").BodyJson(item{Seq: 2}).Refresh("true").Do(ctx)
+	require.NoError(t, err)
+	res, err := c.Search("docs").Do(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []string{"a"}, ids(t, res))
+	n, err := c.Count("docs").Do(ctx)
+	require.NoError(t, err)
+	require.Equal(t, int64(1), n)
+}
