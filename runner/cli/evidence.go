@@ -337,11 +337,20 @@ func buildEvidenceChecks(ctx context.Context, cfg *config.Config, ef evidenceFla
 
 	checks = append(checks, evidence.DeletionReceipts(ef.receipts))
 
+	// What is declared is derived once; each evaluation reads the cluster.
+	wantACLs, aclErr := deriveACLs(cfg)
 	checks = append(checks, evidence.Drift("acl_drift", []string{"CC6.1", "CC6.3"}, func(ctx context.Context) (missing, excess []string, err error) {
-		return aclDrift(ctx, cfg)
+		if aclErr != nil {
+			return nil, nil, aclErr
+		}
+		return aclDrift(ctx, cfg, wantACLs)
 	}))
+	wantTopics, topicsErr := deriveTopics(cfg)
 	checks = append(checks, evidence.Drift("topic_drift", []string{"C1.2", "P4.2", "PI1.5"}, func(ctx context.Context) (missing, excess []string, err error) {
-		problems, err := topicDrift(ctx, cfg)
+		if topicsErr != nil {
+			return nil, nil, topicsErr
+		}
+		problems, err := topicDrift(ctx, cfg, wantTopics)
 		for _, p := range problems {
 			missing = append(missing, p.String())
 		}
@@ -438,13 +447,9 @@ func findUp(rel string) string {
 	}
 }
 
-// aclDrift compares the ACLs derived from cfg's pipeline with the live
+// aclDrift compares the ACLs want (deriveACLs) with the live
 // cluster, as `runner acls --check` does.
-func aclDrift(ctx context.Context, cfg *config.Config) (missing, excess []string, err error) {
-	want, err := deriveACLs(cfg)
-	if err != nil {
-		return nil, nil, err
-	}
+func aclDrift(ctx context.Context, cfg *config.Config, want []acl.Binding) (missing, excess []string, err error) {
 	admin, err := kafkaAdmin(ctx, cfg)
 	if err != nil {
 		return nil, nil, err

@@ -89,13 +89,9 @@ func deriveTopics(cfg *config.Config) ([]topics.Topic, error) {
 	return topics.Derive(pl.Topology, cfg.Kafka.Partitions)
 }
 
-// topicDrift compares the topics derived from cfg's pipeline with the live
+// topicDrift compares the topics want (deriveTopics) with the live
 // cluster, as `runner topics --check` does (for runner evidence).
-func topicDrift(ctx context.Context, cfg *config.Config) ([]topics.Problem, error) {
-	want, err := deriveTopics(cfg)
-	if err != nil {
-		return nil, err
-	}
+func topicDrift(ctx context.Context, cfg *config.Config, want []topics.Topic) ([]topics.Problem, error) {
 	sc, err := cfg.Kafka.Sarama(config.KafkaAdminRole)
 	if err != nil {
 		return nil, err
