@@ -78,11 +78,7 @@ func records(ctx context.Context, c *elastic.Client, prefix string, fn func(h *e
 // record's position in seq order). Redacted records verify by the digest
 // they keep.
 func Verify(ctx context.Context, prefix string, opts ...ConnOption) (audit.Report, error) {
-	cfg, err := connConfig(opts)
-	if err != nil {
-		return audit.Report{}, err
-	}
-	c, err := cfg.newClient(false)
+	c, err := connect(opts)
 	if err != nil {
 		return audit.Report{}, err
 	}
@@ -135,11 +131,7 @@ func Redact(ctx context.Context, prefix string, match func(audit.Event) bool, op
 	if _, err := Verify(ctx, prefix, opts...); err != nil {
 		return 0, fmt.Errorf("audit: elasticsearch: not redacting %s-*, it does not verify: %w", prefix, err)
 	}
-	cfg, err := connConfig(opts)
-	if err != nil {
-		return 0, err
-	}
-	c, err := cfg.newClient(false)
+	c, err := connect(opts)
 	if err != nil {
 		return 0, err
 	}
@@ -203,11 +195,7 @@ func Redact(ctx context.Context, prefix string, match func(audit.Event) bool, op
 // each: the file trail's format, so that audit.Verify, audit.CoverageOf or
 // an auditor's own tools read an Elasticsearch trail like a file.
 func Export(ctx context.Context, prefix string, w io.Writer, opts ...ConnOption) (n int, err error) {
-	cfg, err := connConfig(opts)
-	if err != nil {
-		return 0, err
-	}
-	c, err := cfg.newClient(false)
+	c, err := connect(opts)
 	if err != nil {
 		return 0, err
 	}
@@ -223,4 +211,14 @@ func Export(ctx context.Context, prefix string, w io.Writer, opts ...ConnOption)
 		return n, err
 	}
 	return n, bw.Flush()
+}
+
+// connect is a client for Verify, Redact and Export, reaching
+// Elasticsearch as opts say.
+func connect(opts []ConnOption) (*elastic.Client, error) {
+	cfg, err := connConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	return cfg.newClient(false)
 }
