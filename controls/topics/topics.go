@@ -128,20 +128,32 @@ func Check(ctx context.Context, addrs []string, cfg *sarama.Config, want []Topic
 		return nil, fmt.Errorf("topics: admin client: %w", err)
 	}
 	defer admin.Close()
+	problems, _, err := check(ctx, admin, want)
+	return problems, err
+}
+
+// check is Check on an open admin client; it also returns what it found
+// of each existing topic.
+func check(ctx context.Context, admin sarama.ClusterAdmin, want []Topic) ([]Problem, map[string]broker.TopicSpec, error) {
 	var out []Problem
+	live := map[string]broker.TopicSpec{}
 	for _, w := range want {
 		got, err := broker.Describe(ctx, admin, w.Name)
 		if errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
-			out = append(out, Problem{Topic: w.Name, Reason: "missing", Fixable: true})
+			out = append(out, Problem{Topic: w.Name, Reason: reasonMissing, Fixable: true})
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
+		live[w.Name] = got
 		out = append(out, compare(w, got)...)
 	}
-	return out, nil
+	return out, live, nil
 }
+
+// reasonMissing is the Reason of a topic the cluster does not have.
+const reasonMissing = "missing"
 
 func compare(w Topic, got broker.TopicSpec) []Problem {
 	var out []Problem
@@ -168,7 +180,12 @@ func compare(w Topic, got broker.TopicSpec) []Problem {
 // again. It returns the problems it fixed; problems it cannot fix (too
 // many partitions) or that are left make it fail.
 func Apply(ctx context.Context, addrs []string, cfg *sarama.Config, want []Topic) ([]Problem, error) {
-	problems, err := Check(ctx, addrs, cfg, want)
+	admin, err := broker.NewAdmin(ctx, addrs, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("topics: admin client: %w", err)
+	}
+	defer admin.Close()
+	problems, live, err := check(ctx, admin, want)
 	if err != nil {
 		return nil, err
 	}
@@ -177,19 +194,13 @@ func Apply(ctx context.Context, addrs []string, cfg *sarama.Config, want []Topic
 		byName[w.Name] = w
 	}
 	var fixed []Problem
-	var admin sarama.ClusterAdmin
-	defer func() {
-		if admin != nil {
-			admin.Close()
-		}
-	}()
 	done := map[string]bool{}
 	for _, p := range problems {
 		if !p.Fixable || done[p.Topic] {
 			continue
 		}
 		w := byName[p.Topic]
-		if p.Reason == "missing" {
+		if p.Reason == reasonMissing {
 			if err := broker.EnsureTopic(ctx, addrs, cfg, w.TopicSpec); err != nil {
 				return fixed, err
 			}
@@ -197,15 +208,7 @@ func Apply(ctx context.Context, addrs []string, cfg *sarama.Config, want []Topic
 			fixed = append(fixed, p)
 			continue
 		}
-		if admin == nil {
-			if admin, err = broker.NewAdmin(ctx, addrs, cfg); err != nil {
-				return fixed, fmt.Errorf("topics: admin client: %w", err)
-			}
-		}
-		got, err := broker.Describe(ctx, admin, w.Name)
-		if err != nil {
-			return fixed, err
-		}
+		got := live[w.Name]
 		if got.Partitions < w.Partitions {
 			if err := admin.CreatePartitions(w.Name, w.Partitions, nil, false); err != nil {
 				return fixed, fmt.Errorf("topics: add partitions to %q: %w", w.Name, err)
@@ -233,7 +236,7 @@ func Apply(ctx context.Context, addrs []string, cfg *sarama.Config, want []Topic
 		}
 		done[p.Topic] = true
 	}
-	left, err := Check(ctx, addrs, cfg, want)
+	left, _, err := check(ctx, admin, want)
 	if err != nil {
 		return fixed, err
 	}
