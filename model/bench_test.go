@@ -112,14 +112,23 @@ func benchScore(b *testing.B, n int) {
 func BenchmarkScoreSingle(b *testing.B)  { benchScore(b, 1) }
 func BenchmarkScoreBatch64(b *testing.B) { benchScore(b, 64) }
 
+// BenchmarkTrain trains the default model and, as the baseline in the
+// same run, the successor rows alone (CoOccurrence(0)).
 func BenchmarkTrain(b *testing.B) {
 	g, _ := clickstream.New(clickstream.Config{Users: 500, Products: 1000, Seed: 1})
 	evs := events(g.Take(trainEvents))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := Train(slices.Values(evs)); err != nil {
-			b.Fatal(err)
-		}
+	for _, bc := range []struct {
+		name string
+		opts []TrainOption
+	}{{"successors", []TrainOption{CoOccurrence(0)}}, {"blended", nil}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Train(slices.Values(evs), bc.opts...); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*len(evs))/b.Elapsed().Seconds(), "events/s")
+		})
 	}
-	b.ReportMetric(float64(b.N*len(evs))/b.Elapsed().Seconds(), "events/s")
 }

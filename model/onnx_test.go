@@ -457,7 +457,9 @@ func TestTinyVocabulary(t *testing.T) {
 		}
 	}
 	for _, opset := range []int{13, 16} {
-		m, err := Train(slices.Values(evs), Opset(opset))
+		// Successor rows alone (CoOccurrence(0)), so that "c, b" has
+		// exactly two candidates.
+		m, err := Train(slices.Values(evs), Opset(opset), CoOccurrence(0))
 		if err != nil {
 			t.Fatal(err)
 		}

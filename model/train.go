@@ -23,6 +23,12 @@ const (
 	// DefaultDistanceExponent is the default e of DistanceExponent: a
 	// successor at distance d weighs 1/d.
 	DefaultDistanceExponent = 1.0
+	// DefaultCoOccurrence is the default weight of the session
+	// co-occurrence rows blended into each item's successors.
+	DefaultCoOccurrence = 0.1
+	// DefaultCoWindow is how many places apart two items of a session
+	// still co-occur, by default.
+	DefaultCoWindow = 20
 )
 
 // Limits of the training options.
@@ -36,6 +42,8 @@ const (
 	MaxWindow = 50
 	// MaxDistanceExponent bounds DistanceExponent.
 	MaxDistanceExponent = 10.0
+	// MaxCoOccurrence bounds CoOccurrence.
+	MaxCoOccurrence = 100.0
 )
 
 // ErrNoEvents is returned by Train when no event is usable.
@@ -52,6 +60,8 @@ type trainConfig struct {
 	shrinkage  float64
 	repeat     float64
 	distExp    float64
+	coWeight   float64
+	coWindow   int
 	version    string
 	created    time.Time
 	opset      int
@@ -75,6 +85,21 @@ func Window(w int) TrainOption { return func(c *trainConfig) { c.window = w } }
 // sequential rules (SR), 0 credits the whole Window alike. It matters
 // only for Window > 1; 0 <= e <= MaxDistanceExponent.
 func DistanceExponent(e float64) TrainOption { return func(c *trainConfig) { c.distExp = e } }
+
+// CoOccurrence sets b, the weight of each item's session co-occurrence
+// row in its neighbours: T[i][j] = S[i][j] + b * K[i][j], where S is the
+// successor row (Window, DistanceExponent) and K[i][j] the share of the
+// items clicked with i in a session, before or after it, within CoWindow
+// places, the one at distance d weighing 1/d. Default 0.1; 0 leaves T the
+// successor rows alone; 0 <= b <= MaxCoOccurrence. Real click sessions
+// hold more than the next click: the items a session visits together
+// predict each other in either order (see the package comment for the
+// measurements).
+func CoOccurrence(b float64) TrainOption { return func(c *trainConfig) { c.coWeight = b } }
+
+// CoWindow sets how many places apart two items of a session co-occur
+// (see CoOccurrence); default 20, at most MaxWindow.
+func CoWindow(w int) TrainOption { return func(c *trainConfig) { c.coWindow = w } }
 
 // SessionGap sets the inactivity gap that separates a user's sessions;
 // default 30 minutes. Transitions are learnt within sessions only.
@@ -126,6 +151,10 @@ func (c *trainConfig) validate() error {
 		return fmt.Errorf("model: RepeatPrior must be a finite number >= 0, got %v", c.repeat)
 	case math.IsNaN(c.distExp) || c.distExp < 0 || c.distExp > MaxDistanceExponent:
 		return fmt.Errorf("model: DistanceExponent must be between 0 and %v, got %v", MaxDistanceExponent, c.distExp)
+	case math.IsNaN(c.coWeight) || c.coWeight < 0 || c.coWeight > MaxCoOccurrence:
+		return fmt.Errorf("model: CoOccurrence must be between 0 and %v, got %v", MaxCoOccurrence, c.coWeight)
+	case c.coWindow < 1 || c.coWindow > MaxWindow:
+		return fmt.Errorf("model: CoWindow must be between 1 and %d, got %d", MaxWindow, c.coWindow)
 	case c.opset != 13 && c.opset != 16:
 		return fmt.Errorf("model: Opset must be 13 or 16, got %d", c.opset)
 	case len(c.version) > 128:
@@ -145,6 +174,11 @@ type Params struct {
 	RepeatPrior float64 `json:"repeatPrior"`
 	// DistanceExponent is e in a successor's weight 1/d^e.
 	DistanceExponent float64 `json:"distanceExponent"`
+	// CoOccurrence is the weight of the co-occurrence rows, CoWindow
+	// their reach (see CoOccurrence). Models trained before the option
+	// existed have 0 for both: successor rows alone.
+	CoOccurrence float64 `json:"coOccurrence"`
+	CoWindow     int     `json:"coWindow"`
 }
 
 // TrainingStats describe the data a model was trained on.
@@ -201,26 +235,29 @@ type userEvent struct {
 // Each user's events are split into sessions at gaps longer than
 // SessionGap. Within a session every item i is credited with the next
 // Window items j, the one at distance d with weight 1/d^e (e:
-// DistanceExponent, default 1): C[i][j]. Repeats count: a consecutive
+// DistanceExponent, default 1): S[i][j]. Repeats count: a consecutive
 // event on the same product, and j == i, are transitions like any other,
 // so T[i][i] learns how often item i is clicked again (real sessions
 // re-click items a lot, and the evaluation protocol scores those clicks);
-// RepeatPrior then adds a pseudo-count to each C[i][i]. Rows are
-// normalised to T[i][j] = C[i][j] / (sum_j C[i][j] + Shrinkage), an
-// estimate of "j comes soon after i", and each row keeps its Neighbours
-// best entries.
+// RepeatPrior then adds a pseudo-count to each S[i][i]. With CoOccurrence
+// b > 0, i is also credited with the items up to CoWindow places before
+// and after it, at 1/d: K[i][j]. Both rows are normalised, as
+// S[i][j] / (sum_j S[i][j] + Shrinkage) and likewise K, and T[i][j] is
+// S + b * K, an estimate of "j comes soon after i"; each row keeps its
+// Neighbours best entries.
 // Only the VocabSize most frequent products are items of the model; other
 // products keep their places in a session (they count for distances) but
 // neither give nor get credit.
 //
-// Train holds the history in memory, about 16 bytes per event plus the
-// distinct ids, and its result depends on the events only, not on their
-// order.
+// Train holds the history in memory, about 24 bytes per event plus the
+// distinct ids, and builds one item's row at a time from the item's
+// places in the sessions; its result depends on the events only, not on
+// their order.
 func Train(events iter.Seq[event.Event], opts ...TrainOption) (*Model, error) {
 	cfg := trainConfig{
 		vocab: DefaultVocabSize, neighbours: DefaultNeighbours, window: DefaultWindow,
 		gap: DefaultSessionGap, shrinkage: DefaultShrinkage, repeat: DefaultRepeat, opset: DefaultOpset,
-		distExp: DefaultDistanceExponent,
+		distExp: DefaultDistanceExponent, coWeight: DefaultCoOccurrence, coWindow: DefaultCoWindow,
 	}
 	for _, o := range opts {
 		if o != nil {
@@ -298,7 +335,7 @@ func Train(events iter.Seq[event.Event], opts ...TrainOption) (*Model, error) {
 		params: Params{
 			VocabSize: cfg.vocab, Neighbours: cfg.neighbours, Window: cfg.window,
 			SessionGap: cfg.gap.String(), Shrinkage: cfg.shrinkage, RepeatPrior: cfg.repeat,
-			DistanceExponent: cfg.distExp,
+			DistanceExponent: cfg.distExp, CoOccurrence: cfg.coWeight, CoWindow: cfg.coWindow,
 		},
 		vocab:  make([]string, v),
 		index:  make(map[string]int32, v),
@@ -318,21 +355,19 @@ func Train(events iter.Seq[event.Event], opts ...TrainOption) (*Model, error) {
 		toItem[p] = int32(i)
 	}
 
-	// Co-occurrence within sessions. Users go in id order and each user's
+	// The sessions, in one array: each session's items in order (-1 for a
+	// product outside the vocabulary, which keeps its place), sessions
+	// separated by endOfSession. Users go in id order and each user's
 	// events in time order (ties by product id), so the float sums, and
 	// with them model.onnx, do not depend on the order of the input.
-	rows := make([]map[int32]float64, v)
 	gap := cfg.gap.Nanoseconds()
 	userOrder := make([]string, 0, len(users))
 	for u := range users {
 		userOrder = append(userOrder, u)
 	}
 	slices.Sort(userOrder)
-	var (
-		seq       []int32
-		self, all float64 // counted transitions: to the same item, to any
-	)
-	dw := distanceWeights(cfg.window, cfg.distExp)
+	seqs := make([]int32, 0, stats.Events+uint64(len(users))+1)
+	seqs = append(seqs, endOfSession)
 	for _, u := range userOrder {
 		h := history[users[u]]
 		slices.SortFunc(h, func(a, b userEvent) int {
@@ -341,66 +376,76 @@ func Train(events iter.Seq[event.Event], opts ...TrainOption) (*Model, error) {
 			}
 			return cmp.Compare(products[a.pid], products[b.pid])
 		})
-		start := 0
-		for i := 1; i <= len(h); i++ {
-			if i < len(h) && h[i].at-h[i-1].at <= gap {
-				continue
+		for i, e := range h {
+			if i > 0 && e.at-h[i-1].at > gap {
+				seqs = append(seqs, endOfSession)
+				stats.Sessions++
 			}
-			stats.Sessions++
-			seq = seq[:0]
-			for _, e := range h[start:i] {
-				seq = append(seq, toItem[e.pid]) // repeats too: re-clicks are predictable
-			}
-			s, a := countPairs(rows, seq, dw)
-			self, all = self+s, all+a
-			start = i
+			seqs = append(seqs, toItem[e.pid]) // repeats too: re-clicks are predictable
 		}
+		seqs = append(seqs, endOfSession)
+		stats.Sessions++
+	}
+	history = nil
+
+	dw := distanceWeights(cfg.window, cfg.distExp)
+	var cw []float64
+	if cfg.coWeight > 0 {
+		cw = distanceWeights(cfg.coWindow, 1)
+	}
+	var prior float64 // the repeat prior: a * r on each item's own entry
+	if self, all := repeatShare(seqs, dw); cfg.repeat > 0 && self > 0 {
+		prior = cfg.repeat * self / all
 	}
 
-	// The repeat prior: a * r on each item's own entry.
-	if cfg.repeat > 0 && self > 0 {
-		prior := cfg.repeat * self / all
-		for i := range rows {
-			if rows[i] == nil {
-				rows[i] = map[int32]float64{}
-			}
-			rows[i][int32(i)] += prior
-		}
-	}
-
-	// Normalise and keep each row's best neighbours.
+	// Each item's row of T, from its occurrences: normalise the successor
+	// row S and the co-occurrence row K, blend them, and keep the best
+	// neighbours.
 	m.nbrIdx = make([]int32, (v+1)*m.n)
 	m.nbrW = make([]float32, (v+1)*m.n)
 	for i := range m.nbrIdx {
 		m.nbrIdx[i] = int32(v)
 	}
-	type entry struct {
-		j int32
-		w float64
+	occ := occurrences(seqs, v)
+	var (
+		succ, with = newRow(v), newRow(v)
+		es, ks     []entry
+	)
+	slot := make([]int, v) // item -> its place in es while K is blended in; -1 if none
+	for i := range slot {
+		slot[i] = -1
 	}
-	var es []entry
-	for i, row := range rows {
-		if len(row) == 0 {
-			continue
+	for i := range v {
+		for _, p := range occ.of(i) {
+			succ.credit(seqs, int(p), 1, dw)
+			with.credit(seqs, int(p), 1, cw)
+			with.credit(seqs, int(p), -1, cw)
 		}
-		stats.Pairs += len(row)
-		es = es[:0]
-		for j, c := range row {
-			es = append(es, entry{j, c})
+		stats.Pairs += len(succ.touched)
+		if prior > 0 {
+			succ.add(int32(i), prior)
 		}
-		slices.SortFunc(es, func(a, b entry) int {
-			if c := cmp.Compare(b.w, a.w); c != 0 {
-				return c
+		es = succ.normalised(es, cfg.shrinkage, 1)
+		if len(with.touched) > 0 {
+			for k, e := range es {
+				slot[e.j] = k
 			}
-			return cmp.Compare(a.j, b.j)
-		})
-		sum := 0.0
-		for _, e := range es {
-			sum += e.w
+			ks = with.normalised(ks, cfg.shrinkage, cfg.coWeight)
+			for _, e := range ks {
+				if k := slot[e.j]; k >= 0 {
+					es[k].w += e.w
+				} else {
+					es = append(es, e)
+				}
+			}
+			for _, e := range es {
+				slot[e.j] = -1
+			}
+			slices.SortFunc(es, byWeight)
 		}
 		for k, e := range es[:min(len(es), m.n)] {
 			m.nbrIdx[i*m.n+k] = e.j
-			m.nbrW[i*m.n+k] = float32(e.w / (sum + cfg.shrinkage))
+			m.nbrW[i*m.n+k] = float32(e.w)
 		}
 	}
 	m.stats = stats
@@ -436,31 +481,125 @@ func distanceWeights(window int, e float64) []float64 {
 	return w
 }
 
-// countPairs credits each item of a session with its next len(dw) items,
-// the one at distance d with dw[d-1], and returns the credit given from
-// items to themselves and in all.
-func countPairs(rows []map[int32]float64, seq []int32, dw []float64) (self, all float64) {
-	for p, i := range seq {
+// endOfSession separates the sessions in Train's array of sessions.
+const endOfSession = -2
+
+// repeatShare returns the successor credit (weights dw) that the items of
+// seqs give to themselves, and in all.
+func repeatShare(seqs []int32, dw []float64) (self, all float64) {
+	for p, i := range seqs {
 		if i < 0 {
 			continue
 		}
-		for d := 1; d <= len(dw) && p+d < len(seq); d++ {
-			j := seq[p+d]
+		for d := 1; d <= len(dw); d++ {
+			j := seqs[p+d]
+			if j == endOfSession {
+				break
+			}
 			if j < 0 {
 				continue
 			}
-			if rows[i] == nil {
-				rows[i] = map[int32]float64{}
-			}
-			w := dw[d-1]
-			rows[i][j] += w
-			all += w
+			all += dw[d-1]
 			if j == i {
-				self += w
+				self += dw[d-1]
 			}
 		}
 	}
 	return self, all
+}
+
+// itemPositions lists each item's places in the array of sessions.
+type itemPositions struct {
+	start []int   // item i's places are at[start[i]:start[i+1]]
+	at    []int32 // places in the array, ascending per item
+}
+
+func occurrences(seqs []int32, v int) itemPositions {
+	o := itemPositions{start: make([]int, v+1), at: make([]int32, 0, len(seqs))}
+	for _, i := range seqs {
+		if i >= 0 {
+			o.start[i+1]++
+		}
+	}
+	for i := range v {
+		o.start[i+1] += o.start[i]
+	}
+	o.at = o.at[:o.start[v]]
+	next := slices.Clone(o.start[:v])
+	for p, i := range seqs {
+		if i >= 0 {
+			o.at[next[i]] = int32(p)
+			next[i]++
+		}
+	}
+	return o
+}
+
+func (o itemPositions) of(i int) []int32 { return o.at[o.start[i]:o.start[i+1]] }
+
+// row accumulates one item's row in a dense array, remembering the
+// entries it touched.
+type row struct {
+	acc     []float64
+	touched []int32
+}
+
+func newRow(v int) *row { return &row{acc: make([]float64, v)} }
+
+func (r *row) add(j int32, w float64) {
+	if r.acc[j] == 0 {
+		r.touched = append(r.touched, j)
+	}
+	r.acc[j] += w
+}
+
+// credit adds the items of place p's session at distance d = 1..len(w)
+// from p, after it (step 1) or before it (step -1), each with w[d-1].
+func (r *row) credit(seqs []int32, p, step int, w []float64) {
+	for d := 1; d <= len(w); d++ {
+		j := seqs[p+step*d]
+		if j == endOfSession {
+			return
+		}
+		if j >= 0 {
+			r.add(j, w[d-1])
+		}
+	}
+}
+
+// entry is one cell of a row of T: item j and its weight.
+type entry struct {
+	j int32
+	w float64
+}
+
+// byWeight orders entries best first, ties by item index.
+func byWeight(a, b entry) int {
+	if c := cmp.Compare(b.w, a.w); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.j, b.j)
+}
+
+// normalised returns the row's entries, best first, each count c as
+// scale * c / (sum + shrinkage), and clears the row. The sum is taken in
+// that order, so it does not depend on the order entries were touched.
+func (r *row) normalised(dst []entry, shrinkage, scale float64) []entry {
+	dst = dst[:0]
+	for _, j := range r.touched {
+		dst = append(dst, entry{j, r.acc[j]})
+		r.acc[j] = 0
+	}
+	r.touched = r.touched[:0]
+	slices.SortFunc(dst, byWeight)
+	sum := 0.0
+	for _, e := range dst {
+		sum += e.w
+	}
+	for k := range dst {
+		dst[k].w = scale * dst[k].w / (sum + shrinkage)
+	}
+	return dst
 }
 
 // Version is the model's name.

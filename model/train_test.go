@@ -2,6 +2,7 @@ package model
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -28,6 +29,11 @@ func TestTrainRejectsBadOptions(t *testing.T) {
 		{Shrinkage(-1), "Shrinkage"},
 		{DistanceExponent(-1), "DistanceExponent"},
 		{DistanceExponent(MaxDistanceExponent + 1), "DistanceExponent"},
+		{CoOccurrence(-0.1), "CoOccurrence"},
+		{CoOccurrence(math.NaN()), "CoOccurrence"},
+		{CoOccurrence(MaxCoOccurrence + 1), "CoOccurrence"},
+		{CoWindow(0), "CoWindow"},
+		{CoWindow(MaxWindow + 1), "CoWindow"},
 		{Opset(14), "Opset"},
 		{Version(strings.Repeat("v", 129)), "Version"},
 	} {
@@ -43,8 +49,9 @@ func TestTrainRejectsBadOptions(t *testing.T) {
 	}
 }
 
-// A hand-made history: the learnt neighbours follow the sessions,
-// distances, repeats and retries exactly.
+// A hand-made history: the learnt successors follow the sessions,
+// distances, repeats and retries exactly (CoOccurrence(0): the successor
+// rows alone; TestCoOccurrence blends them).
 func TestTrainLearnsWithinSessions(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	ev := func(user, product string, at time.Duration, id string) event.Event {
@@ -60,7 +67,7 @@ func TestTrainLearnsWithinSessions(t *testing.T) {
 		// u2, given out of order: a then d.
 		ev("u2", "d", time.Minute, ""), ev("u2", "a", 0, ""),
 	}
-	m, err := Train(slices.Values(evs), Shrinkage(0), Window(2), RepeatPrior(0))
+	m, err := Train(slices.Values(evs), Shrinkage(0), Window(2), RepeatPrior(0), CoOccurrence(0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +112,7 @@ func TestTrainLearnsWithinSessions(t *testing.T) {
 		t.Errorf("tie order %v, want b, then a before d", res[0])
 	}
 	// Shrinkage damps rare rows: b's single transition scores 1/(1+1).
-	m2, _ := Train(slices.Values(evs), Window(2), RepeatPrior(0))
+	m2, _ := Train(slices.Values(evs), Window(2), RepeatPrior(0), CoOccurrence(0))
 	res, _ = m2.ScoreGo([]features.Record{recentOf("b")}, 1)
 	if len(res[0]) != 1 || res[0][0].Score != 0.5 {
 		t.Errorf("b with shrinkage 1: %v, want c at 0.5", res[0])
@@ -113,7 +120,7 @@ func TestTrainLearnsWithinSessions(t *testing.T) {
 	// The vocabulary cut drops the rarest items everywhere: with a and d
 	// only, a's row is a 1, d 1 (shrinkage 1: 1/3 each), weighted 1/4 (a
 	// is second newest).
-	m3, _ := Train(slices.Values(evs), VocabSize(2), Window(2), RepeatPrior(0))
+	m3, _ := Train(slices.Values(evs), VocabSize(2), Window(2), RepeatPrior(0), CoOccurrence(0))
 	res, _ = m3.ScoreGo([]features.Record{recentOf("a", "b")}, MaxK)
 	if m3.Items() != 2 || len(res[0]) != 2 || res[0][0].ProductID != "a" || res[0][1].ProductID != "d" ||
 		res[0][0].Score != float32(1)/12 {
@@ -142,7 +149,7 @@ func TestDistanceExponent(t *testing.T) {
 		{[]TrainOption{DistanceExponent(0)}, 0, 1, 1, 1},
 		{[]TrainOption{DistanceExponent(0.5)}, 0.5, 1, 1 / math.Sqrt(2), 1 / math.Sqrt(3)},
 	} {
-		m, err := Train(slices.Values(evs), append(tc.opts, Window(3), Shrinkage(0), RepeatPrior(0))...)
+		m, err := Train(slices.Values(evs), append(tc.opts, Window(3), Shrinkage(0), RepeatPrior(0), CoOccurrence(0))...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -175,7 +182,7 @@ func TestRepeatPrior(t *testing.T) {
 	for k, p := range []string{"c", "d"} {
 		evs = append(evs, event.Event{UserID: "v", ProductID: p, Timestamp: t0.Add(time.Duration(k) * time.Second)})
 	}
-	m, err := Train(slices.Values(evs), Shrinkage(0), RepeatPrior(3))
+	m, err := Train(slices.Values(evs), Shrinkage(0), RepeatPrior(3), CoOccurrence(0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,13 +220,68 @@ func TestRepeatPrior(t *testing.T) {
 	}
 }
 
+// CoOccurrence b blends into each item's successor row S its session
+// co-occurrence row K: the items within CoWindow places, before or after,
+// at 1/d, normalised apart: T = S + b * K.
+func TestCoOccurrence(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	var evs []event.Event
+	// One session a b c d, one session c a. With Window 1 and no repeat
+	// prior or shrinkage: S(a) = {b: 1}, S(c) = {d: 1/2, a: 1/2}.
+	// CoWindow 2: K(a) = {b: 1, c: 1/2 (after, at 2) + 1 (before, at 1)}
+	// = {b 1, c 1.5} / 2.5; K(c) = {b 1, a 1/2 + 1, d 1} / 3.5.
+	for u, seq := range [][]string{{"a", "b", "c", "d"}, {"c", "a"}} {
+		for k, p := range seq {
+			evs = append(evs, event.Event{UserID: fmt.Sprint(u), ProductID: p, Timestamp: t0.Add(time.Duration(k) * time.Second)})
+		}
+	}
+	for _, tc := range []struct {
+		b    float64
+		want map[string]map[string]float64
+	}{
+		{0, map[string]map[string]float64{"a": {"b": 1}, "c": {"d": 0.5, "a": 0.5}}},
+		{0.5, map[string]map[string]float64{
+			"a": {"b": 1 + 0.5*1/2.5, "c": 0.5 * 1.5 / 2.5},
+			"c": {"d": 0.5 + 0.5*1/3.5, "a": 0.5 + 0.5*1.5/3.5, "b": 0.5 * 1 / 3.5},
+		}},
+	} {
+		m, err := Train(slices.Values(evs), Window(1), CoWindow(2), CoOccurrence(tc.b), Shrinkage(0), RepeatPrior(0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := m.Params(); p.CoOccurrence != tc.b || p.CoWindow != 2 {
+			t.Errorf("b %v: params %+v", tc.b, p)
+		}
+		for src, want := range tc.want {
+			res, _ := m.ScoreGo([]features.Record{recentOf(src)}, MaxK)
+			got := map[string]float64{}
+			for _, it := range res[0] {
+				got[it.ProductID] = float64(it.Score)
+			}
+			if len(got) != len(want) {
+				t.Errorf("b %v, %s: %v, want %v", tc.b, src, got, want)
+			}
+			for p, w := range want {
+				if math.Abs(got[p]-w) > 1e-6 {
+					t.Errorf("b %v: %s -> %s = %v, want %v", tc.b, src, p, got[p], w)
+				}
+			}
+		}
+	}
+	// Defaults: recorded in the parameters.
+	m, _ := Train(slices.Values(evs))
+	if p := m.Params(); p.CoOccurrence != DefaultCoOccurrence || p.CoWindow != DefaultCoWindow {
+		t.Errorf("default params %+v", p)
+	}
+}
+
 func TestHistoryWeights(t *testing.T) {
 	m, err := Train(slices.Values([]event.Event{
 		{UserID: "u", ProductID: "x", Timestamp: time.Unix(1, 0)},
 		{UserID: "u", ProductID: "a", Timestamp: time.Unix(2, 0)},
 		{UserID: "v", ProductID: "y", Timestamp: time.Unix(1, 0)},
 		{UserID: "v", ProductID: "b", Timestamp: time.Unix(2, 0)},
-	}), Shrinkage(0))
+	}), Shrinkage(0), CoOccurrence(0))
 	if err != nil {
 		t.Fatal(err)
 	}

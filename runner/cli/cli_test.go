@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -56,6 +57,25 @@ func TestTrain(t *testing.T) {
 		_, err := os.Stat(filepath.Join(dir, "m", f))
 		require.NoError(t, err, f)
 	}
+
+	// The co-occurrence blend: default 0.1 within 20 places, set by flags,
+	// recorded in metadata.json, checked.
+	params := func(dir string) map[string]any {
+		b, err := os.ReadFile(filepath.Join(dir, "metadata.json"))
+		require.NoError(t, err)
+		var md struct{ Params map[string]any }
+		require.NoError(t, json.Unmarshal(b, &md))
+		return md.Params
+	}
+	require.Equal(t, 0.1, params(filepath.Join(dir, "m"))["coOccurrence"])
+	require.Equal(t, 20.0, params(filepath.Join(dir, "m"))["coWindow"])
+	code, _, stderr = run("train", "--events", events, "-o", filepath.Join(dir, "mco"), "--co-occurrence", "0.5", "--co-window", "5")
+	require.Equal(t, 0, code, stderr)
+	require.Equal(t, 0.5, params(filepath.Join(dir, "mco"))["coOccurrence"])
+	require.Equal(t, 5.0, params(filepath.Join(dir, "mco"))["coWindow"])
+	code, _, stderr = run("train", "--events", events, "-o", filepath.Join(dir, "mbad"), "--co-occurrence", "-1")
+	require.Equal(t, 1, code)
+	require.True(t, strings.HasSuffix(stderr, "\nrunner: model: CoOccurrence must be between 0 and 100, got -1\n"), stderr)
 
 	require.NoError(t, os.WriteFile(events, []byte(lines[0]+"\n{\"userId\":1}\n"), 0o600))
 	code, _, stderr = run("train", "--events", events, "-o", filepath.Join(dir, "m2"))

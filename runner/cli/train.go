@@ -52,8 +52,8 @@ type evaluation struct {
 
 func trainCmd() *cobra.Command {
 	var events, out, version, test string
-	var synthetic, vocab, neighbours, window, opset, every int
-	var distExp float64
+	var synthetic, vocab, neighbours, window, coWindow, opset, every int
+	var distExp, coWeight float64
 	var seed uint64
 	cmd := &cobra.Command{
 		Use:   "train (--events FILE | --synthetic N) -o DIR [--test FILE]",
@@ -83,7 +83,7 @@ to pin in the pipeline file (model.sha256). Progress goes to stderr.`,
 			for _, o := range []struct {
 				v   int
 				opt func(int) model.TrainOption
-			}{{vocab, model.VocabSize}, {neighbours, model.Neighbours}, {window, model.Window}, {opset, model.Opset}} {
+			}{{vocab, model.VocabSize}, {neighbours, model.Neighbours}, {window, model.Window}, {coWindow, model.CoWindow}, {opset, model.Opset}} {
 				if o.v != 0 {
 					opts = append(opts, o.opt(o.v))
 				}
@@ -93,6 +93,9 @@ to pin in the pipeline file (model.sha256). Progress goes to stderr.`,
 			}
 			if cmd.Flags().Changed("distance-exponent") {
 				opts = append(opts, model.DistanceExponent(distExp))
+			}
+			if cmd.Flags().Changed("co-occurrence") {
+				opts = append(opts, model.CoOccurrence(coWeight))
 			}
 
 			var (
@@ -197,6 +200,8 @@ to pin in the pipeline file (model.sha256). Progress goes to stderr.`,
 	cmd.Flags().IntVar(&neighbours, "neighbours", 0, fmt.Sprintf("successors kept per item (default %d)", model.DefaultNeighbours))
 	cmd.Flags().IntVar(&window, "window", 0, fmt.Sprintf("following items of a session that count as successors (default %d)", model.DefaultWindow))
 	cmd.Flags().Float64Var(&distExp, "distance-exponent", model.DefaultDistanceExponent, "a successor d places on weighs 1/d^e (2 with --window 20 is the SR baseline's rule; see model/doc.go)")
+	cmd.Flags().Float64Var(&coWeight, "co-occurrence", model.DefaultCoOccurrence, "weight of the items a session clicks together, in either order, next to the successors (0: successors alone; see model/doc.go)")
+	cmd.Flags().IntVar(&coWindow, "co-window", 0, fmt.Sprintf("places apart that two items of a session still co-occur (default %d)", model.DefaultCoWindow))
 	cmd.Flags().IntVar(&opset, "opset", 0, fmt.Sprintf("ONNX opset of model.onnx, 13 or 16 (default %d)", model.DefaultOpset))
 	cmd.Flags().IntVar(&every, "progress-every", defaultProgressEvery, "events between progress lines")
 	_ = cmd.Flags().MarkHidden("progress-every")
