@@ -102,7 +102,9 @@ func CoOccurrence(b float64) TrainOption { return func(c *trainConfig) { c.coWei
 func CoWindow(w int) TrainOption { return func(c *trainConfig) { c.coWindow = w } }
 
 // SessionGap sets the inactivity gap that separates a user's sessions;
-// default 30 minutes. Transitions are learnt within sessions only.
+// default 30 minutes; 0 splits nothing, for histories whose users are
+// sessions already (the session TSV of benchmarks). Transitions are learnt
+// within sessions only.
 func SessionGap(d time.Duration) TrainOption { return func(c *trainConfig) { c.gap = d } }
 
 // Shrinkage sets s in T[i][j] = C[i][j] / (sum_j C[i][j] + s), which damps
@@ -143,8 +145,8 @@ func (c *trainConfig) validate() error {
 		return fmt.Errorf("model: Neighbours must be between 1 and %d, got %d", MaxNeighbours, c.neighbours)
 	case c.window < 1 || c.window > MaxWindow:
 		return fmt.Errorf("model: Window must be between 1 and %d, got %d", MaxWindow, c.window)
-	case c.gap <= 0:
-		return fmt.Errorf("model: SessionGap must be positive, got %v", c.gap)
+	case c.gap < 0:
+		return fmt.Errorf("model: SessionGap must be 0 or positive, got %v", c.gap)
 	case math.IsNaN(c.shrinkage) || math.IsInf(c.shrinkage, 0) || c.shrinkage < 0:
 		return fmt.Errorf("model: Shrinkage must be a finite number >= 0, got %v", c.shrinkage)
 	case math.IsNaN(c.repeat) || math.IsInf(c.repeat, 0) || c.repeat < 0:
@@ -377,7 +379,7 @@ func Train(events iter.Seq[event.Event], opts ...TrainOption) (*Model, error) {
 			return cmp.Compare(products[a.pid], products[b.pid])
 		})
 		for i, e := range h {
-			if i > 0 && e.at-h[i-1].at > gap {
+			if i > 0 && gap > 0 && e.at-h[i-1].at > gap {
 				seqs = append(seqs, endOfSession)
 				stats.Sessions++
 			}

@@ -25,7 +25,7 @@ func TestTrainRejectsBadOptions(t *testing.T) {
 		{Neighbours(0), "Neighbours"},
 		{Neighbours(MaxNeighbours + 1), "Neighbours"},
 		{Window(0), "Window"},
-		{SessionGap(0), "SessionGap"},
+		{SessionGap(-time.Second), "SessionGap"},
 		{Shrinkage(-1), "Shrinkage"},
 		{DistanceExponent(-1), "DistanceExponent"},
 		{DistanceExponent(MaxDistanceExponent + 1), "DistanceExponent"},
@@ -104,6 +104,13 @@ func TestTrainLearnsWithinSessions(t *testing.T) {
 				t.Errorf("%s -> %s: %v, want %v", src, p, got[p], w)
 			}
 		}
+	}
+	// SessionGap(0) splits nothing: u1's c -> d, 31 minutes apart, is a
+	// transition, and u1 has one session.
+	m0, _ := Train(slices.Values(evs), SessionGap(0), Window(2), RepeatPrior(0), CoOccurrence(0))
+	res0, _ := m0.ScoreGo([]features.Record{recentOf("c")}, MaxK)
+	if st := m0.Stats(); st.Sessions != 2 || len(res0[0]) != 1 || res0[0][0].ProductID != "d" {
+		t.Errorf("gap 0: %d sessions, c -> %v; want 2 sessions and c -> d", st.Sessions, res0[0])
 	}
 	// Ties by popularity rank: a and d both score 1/4 after a; a ranks
 	// before d (more events).

@@ -77,6 +77,16 @@ func TestTrain(t *testing.T) {
 	require.Equal(t, 1, code)
 	require.True(t, strings.HasSuffix(stderr, "\nrunner: model: CoOccurrence must be between 0 and 100, got -1\n"), stderr)
 
+	// The session TSV's sessions are kept whole, however long their gaps.
+	tsv := filepath.Join(dir, "sessions.tsv")
+	require.NoError(t, os.WriteFile(tsv, []byte("SessionId\tItemId\tTime\n1\t10\t1000\n1\t11\t9000\n2\t11\t1000\n2\t12\t1001\n"), 0o600))
+	code, _, stderr = run("train", "--events", tsv, "-o", filepath.Join(dir, "mtsv"))
+	require.Equal(t, 0, code, stderr)
+	b, err := os.ReadFile(filepath.Join(dir, "mtsv", "metadata.json"))
+	require.NoError(t, err)
+	require.Contains(t, string(b), `"sessions": 2,`)
+	require.Equal(t, "0s", params(filepath.Join(dir, "mtsv"))["sessionGap"])
+
 	require.NoError(t, os.WriteFile(events, []byte(lines[0]+"\n{\"userId\":1}\n"), 0o600))
 	code, _, stderr = run("train", "--events", events, "-o", filepath.Join(dir, "m2"))
 	require.Equal(t, 1, code)

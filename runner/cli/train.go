@@ -122,6 +122,9 @@ to pin in the pipeline file (model.sha256). Progress goes to stderr.`,
 				src = synth.events()
 				logf("generating %d synthetic events (seed %d)", synthetic, seed)
 			}
+			// Sessions as the evaluation sees them: given by the session TSV,
+			// split at the model's gap otherwise.
+			opts = append(opts, model.SessionGap(hist.SessionGap(format)))
 			var collector *hist.Collector
 			if test != "" {
 				collector = hist.NewCollector(hist.SessionGap(format))
