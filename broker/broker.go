@@ -183,10 +183,8 @@ func Superuser(mechanism, name, password string) Option {
 
 func addUser(u saslUser) Option {
 	return func(o *options) error {
-		switch u.mechanism {
-		case SASLPlain, SASLScramSHA256, SASLScramSHA512:
-		default:
-			return fmt.Errorf("broker: SASL user %q: unknown mechanism %q (want %s, %s or %s)", u.name, u.mechanism, SASLPlain, SASLScramSHA256, SASLScramSHA512)
+		if err := checkMechanism(u.mechanism); err != nil {
+			return fmt.Errorf("broker: SASL user %q: %w", u.name, err)
 		}
 		if u.name == "" || u.password == "" {
 			return fmt.Errorf("broker: SASL user %q: empty name or password", u.name)

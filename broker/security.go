@@ -4,14 +4,14 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"hash"
-	"os"
 
 	"github.com/IBM/sarama"
 	"github.com/xdg-go/scram"
+
+	"github.com/aetherai/aether/internal/tlsfiles"
 )
 
 // SASL mechanisms a Security accepts: the ones Kafka and kfake both serve
@@ -49,6 +49,15 @@ type TLS struct {
 	InsecureSkipVerify bool
 }
 
+// checkMechanism refuses a SASL mechanism other than the ones served.
+func checkMechanism(m string) error {
+	switch m {
+	case SASLPlain, SASLScramSHA256, SASLScramSHA512:
+		return nil
+	}
+	return fmt.Errorf("unknown mechanism %q (want %s, %s or %s)", m, SASLPlain, SASLScramSHA256, SASLScramSHA512)
+}
+
 // SASL is a user's credentials and the mechanism that carries them.
 // PLAIN sends the password itself, so it is refused without TLS.
 type SASL struct {
@@ -70,14 +79,10 @@ func (s Security) Validate() error {
 		}
 	}
 	if a := s.SASL; a != nil {
-		switch a.Mechanism {
-		case SASLPlain:
-			if s.TLS == nil {
-				errs = append(errs, errors.New("broker: sasl: PLAIN sends the password in clear; it needs tls"))
-			}
-		case SASLScramSHA256, SASLScramSHA512:
-		default:
-			errs = append(errs, fmt.Errorf("broker: sasl: unknown mechanism %q (want %s, %s or %s)", a.Mechanism, SASLPlain, SASLScramSHA256, SASLScramSHA512))
+		if err := checkMechanism(a.Mechanism); err != nil {
+			errs = append(errs, fmt.Errorf("broker: sasl: %w", err))
+		} else if a.Mechanism == SASLPlain && s.TLS == nil {
+			errs = append(errs, errors.New("broker: sasl: PLAIN sends the password in clear; it needs tls"))
 		}
 		if a.Username == "" {
 			errs = append(errs, errors.New("broker: sasl: empty username"))
@@ -95,24 +100,14 @@ func (t *TLS) TLSConfig() (*tls.Config, error) {
 	if t == nil {
 		return nil, nil
 	}
-	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("broker: tls: ca file: %w", err)
-		}
-		c.RootCAs = x509.NewCertPool()
-		if !c.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("broker: tls: ca file %s holds no PEM certificate", t.CAFile)
-		}
+	c, err := tlsfiles.Client(t.CAFile, t.CertFile, t.KeyFile)
+	if err != nil {
+		var fe *tlsfiles.Error
+		errors.As(err, &fe) // every error of Client is one
+		what := map[string]string{"caFile": "ca file", "certFile": "client certificate"}[fe.File]
+		return nil, fmt.Errorf("broker: tls: %s: %w", what, fe.Err)
 	}
-	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("broker: tls: client certificate: %w", err)
-		}
-		c.Certificates = []tls.Certificate{cert}
-	}
+	c.ServerName, c.InsecureSkipVerify = t.ServerName, t.InsecureSkipVerify
 	return c, nil
 }
 

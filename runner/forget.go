@@ -84,7 +84,7 @@ func ForgetStores(p ForgetParts) ([]forget.Store, error) {
 	for _, s := range []string{p.Pipeline.Raw.Name(), p.Pipeline.Features.Name()} {
 		stores = append(stores, &forget.Retained{StoreName: "topic:" + s, Topics: []string{s}, Scan: scan, Retention: retention, Timeout: wait, Open: open})
 	}
-	stores = append(stores, &forget.Retained{StoreName: "dead-letters", Topics: forget.DeadLetterTopics(p.Pipeline.Topology), Scan: scan, Retention: retention, Timeout: wait, Open: open})
+	stores = append(stores, &forget.Retained{StoreName: "dead-letters", Topics: p.Pipeline.Topology.DeadLetterTopics(), Scan: scan, Retention: retention, Timeout: wait, Open: open})
 	var loops []string
 	for _, sp := range p.Pipeline.Topology.Processors() {
 		if sp.Table != nil {

@@ -7,6 +7,7 @@ package topology
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/aetherai/aether/codec"
@@ -84,6 +85,19 @@ func (t *Topology) Streams() []StreamSpec {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// DeadLetterTopics lists the dead-letter topic of every processor input,
+// sorted, one entry per name.
+func (t *Topology) DeadLetterTopics() []string {
+	var out []string
+	for _, p := range t.processors {
+		for _, in := range p.Inputs {
+			out = append(out, p.DeadLetterStream(in).Name)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // TableSpec describes a processor's group table.

@@ -99,6 +99,7 @@ processor b
 		names = append(names, s.Name)
 	}
 	require.Equal(t, []string{"done", "mid", "mid.dlq", "raw", "raw.dlq"}, names)
+	require.Equal(t, []string{"mid.dlq", "raw.dlq"}, top.DeadLetterTopics())
 }
 
 func TestValidateNamesTheNode(t *testing.T) {

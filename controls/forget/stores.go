@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
@@ -21,7 +20,6 @@ import (
 	"github.com/aetherai/aether/audit"
 	es "github.com/aetherai/aether/audit/elasticsearch"
 	"github.com/aetherai/aether/processors"
-	"github.com/aetherai/aether/topology"
 )
 
 // Processors is the feature store and the local state of the running
@@ -454,19 +452,6 @@ func (a *AuditElasticsearch) Find(ctx context.Context, req *Request) (Deletion, 
 		sr.Count = count(int64(n))
 		return sr
 	}, nil
-}
-
-// DeadLetterTopics lists the dead-letter topic of every processor input
-// of t, sorted.
-func DeadLetterTopics(t *topology.Topology) []string {
-	var out []string
-	for _, p := range t.Processors() {
-		for _, in := range p.Inputs {
-			out = append(out, p.DeadLetterStream(in).Name)
-		}
-	}
-	slices.Sort(out)
-	return slices.Compact(out)
 }
 
 // DataKey is the user's data key (keyring.Keyring), which seals the

@@ -79,16 +79,11 @@ func Derive(t *topology.Topology, defaultPartitions int32) ([]Topic, error) {
 		return nil, fmt.Errorf("topics: default partitions %d: must be positive", defaultPartitions)
 	}
 	parts := func(n int32) int32 { return cmp.Or(n, defaultPartitions) }
-	dlq := map[string]bool{}
-	for _, p := range t.Processors() {
-		for _, in := range p.Inputs {
-			dlq[p.DeadLetterStream(in).Name] = true
-		}
-	}
+	dlq := t.DeadLetterTopics()
 	var out []Topic
 	for _, s := range t.Streams() {
 		kind := KindStream
-		if dlq[s.Name] {
+		if _, ok := slices.BinarySearch(dlq, s.Name); ok {
 			kind = KindDeadLetter
 		}
 		out = append(out, Topic{TopicSpec: broker.TopicSpec{Name: s.Name, Partitions: parts(s.Partitions), Retention: s.Retention}, Kind: kind})

@@ -2,9 +2,9 @@ package config
 
 import (
 	"crypto/tls"
-	"crypto/x509"
-	"fmt"
-	"os"
+	"errors"
+
+	"github.com/aetherai/aether/internal/tlsfiles"
 )
 
 // TLSClient is how Aether connects to a server over TLS: the CA that signs
@@ -25,27 +25,16 @@ func (t *TLSClient) Config(field string) (*tls.Config, error) {
 	if t == nil {
 		return nil, nil
 	}
-	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, &FieldError{Field: field + ".caFile", Reason: err.Error()}
-		}
-		c.RootCAs = x509.NewCertPool()
-		if !c.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, &FieldError{Field: field + ".caFile", Reason: fmt.Sprintf("%s holds no PEM certificate", t.CAFile)}
-		}
-	}
 	if (t.CertFile == "") != (t.KeyFile == "") {
 		return nil, &FieldError{Field: field, Reason: "certFile and keyFile go together (client certificate)"}
 	}
-	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, &FieldError{Field: field + ".certFile", Reason: err.Error()}
-		}
-		c.Certificates = []tls.Certificate{cert}
+	c, err := tlsfiles.Client(t.CAFile, t.CertFile, t.KeyFile)
+	if err != nil {
+		var fe *tlsfiles.Error
+		errors.As(err, &fe) // every error of Client is one
+		return nil, &FieldError{Field: field + "." + fe.File, Reason: fe.Err.Error()}
 	}
+	c.ServerName = t.ServerName
 	return c, nil
 }
 
