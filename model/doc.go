@@ -36,10 +36,11 @@
 // included), first on real clicks: the public YooChoose sample that
 // session-rec prepares ("rsc15 100k": the RecSys Challenge 2015 clicks,
 // seven days, 83,361 clicks in 21,129 sessions), not in this repository.
-// Its own splits: D trains on six days (69,793 clicks) and tests on the
-// seventh, E (validation: the choices below were measured on it) trains on
-// five days and tests on the sixth; and A, from one day (16,539 clicks)
-// to the next. HR@20 and MRR@20, `runner train` defaults, `runner eval
+// Its own splits: D trains on six days (69,793 clicks: its
+// yoochoose-clicks-100k_train_tr and _train_valid files) and tests on the
+// seventh (_test), E (validation: the choices below were measured on it)
+// trains on five days (_train_tr) and tests on the sixth (_train_valid);
+// and A, from one day (_train_valid, 16,539 clicks) to the next (_test). HR@20 and MRR@20, `runner train` defaults, `runner eval
 // --sknn`:
 //
 //	                        D             E             A
