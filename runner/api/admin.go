@@ -8,10 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -286,48 +284,12 @@ func (a *AdminServer) recoverPanics(next http.Handler) http.Handler {
 // audit.KindAccessDenied event with the reason and the caller address's
 // pseudonymous reference.
 func (a *AdminServer) auditRequest(r *http.Request, ai *adminInfo, status int) {
-	if a.audit == nil {
-		return
-	}
 	actor := auditActorAnonymous
 	if ai.admin {
 		actor = AdminActor
 	}
-	code := strconv.Itoa(status)
-	attrs := map[string]string{"status": code}
-	if ai.reason != "" {
-		attrs["reason"] = ai.reason
-	}
-	maps.Copy(attrs, ai.attrs)
-	var subject string
-	if ai.userID != "" {
-		subject = hmacHex(a.auditKey, ai.userID)
-	}
-	base := audit.Event{Time: a.now(), Actor: actor, Resource: ai.route, Action: r.Method, Subject: subject, CorrelationID: ai.id}
-	ev := base
-	ev.Kind, ev.Outcome, ev.Attributes = audit.KindAdminAction, code, attrs
-	events := make([]audit.Event, 0, 2)
-	e, err := audit.New(ev)
-	if err == nil {
-		events = append(events, e)
-	}
-	if err == nil && isDenial(status) {
-		dattrs := map[string]string{"status": code}
-		if ai.reason != "" {
-			dattrs["reason"] = ai.reason
-		}
-		if e, err = audit.New(accessDenied(base, code, ai.reason, dattrs, ai.ip, a.auditKey)); err == nil {
-			events = append(events, e)
-		}
-	}
-	if err == nil {
-		err = a.audit.Write(context.WithoutCancel(r.Context()), events...)
-	}
-	if err != nil {
-		if a.auditErr != nil {
-			a.auditErr.Inc()
-		}
-		a.log.LogAttrs(r.Context(), slog.LevelError, "admin audit write failed",
-			slog.String("request_id", ai.id), slog.String("route", ai.route), slog.Any("error", err))
-	}
+	// The handler's attributes describe the action, not the denial.
+	rec := requestRecord{kind: audit.KindAdminAction, actor: actor, route: ai.route, status: status, info: &ai.requestInfo, attrs: ai.attrs}
+	trail := auditTrail{sink: a.audit, key: a.auditKey, errors: a.auditErr, log: a.log, now: a.now, failMsg: "admin audit write failed"}
+	trail.write(r, rec)
 }

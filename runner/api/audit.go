@@ -11,9 +11,11 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"time"
 
 	"github.com/aetherai/aether/audit"
 	"github.com/aetherai/aether/recommend"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // auditActorAnonymous is the actor of a request without a valid API key.
@@ -30,19 +32,15 @@ const auditActorAnonymous = "anonymous"
 // aether_audit_write_errors_total and logged.
 func (s *Server) auditRequest(r *http.Request, ri *requestInfo, route string, status int) {
 	if s.audit == nil {
-		return
+		return // spares every request the record it would not write
 	}
 	actor := ri.client
 	if actor == "" {
 		actor = auditActorAnonymous
 	}
-	code := strconv.Itoa(status)
-	attrs := map[string]string{"status": code}
+	attrs := map[string]string{}
 	if ri.client != "" {
 		attrs["client"] = ri.client
-	}
-	if ri.reason != "" {
-		attrs["reason"] = ri.reason
 	}
 	if a := ri.answer; a != nil {
 		// Which model made the answer, and how.
@@ -50,51 +48,110 @@ func (s *Server) auditRequest(r *http.Request, ri *requestInfo, route string, st
 		attrs["modelVersion"] = a.model.Version
 		attrs["modelSha256"] = a.model.SHA256
 	}
+	rec := requestRecord{kind: audit.KindAPIRequest, actor: actor, route: route, status: status, info: ri, attrs: attrs, deniedAttrs: attrs}
+	if a := ri.answer; a != nil && a.source == recommend.FromInference {
+		// A fresh inference gets a record of its own.
+		rec.derived = func(base audit.Event) audit.Event {
+			inf := base
+			inf.Kind, inf.Action, inf.Outcome = audit.KindInference, "score", "ok"
+			inf.Resource = "model/" + a.model.SHA256
+			inf.Attributes = map[string]string{"modelVersion": a.model.Version, "route": route}
+			return inf
+		}
+	}
+	trail := auditTrail{sink: s.audit, key: s.auditKey, errors: s.metrics.auditErrors, log: s.log, now: s.now, failMsg: "audit write failed"}
+	trail.write(r, rec)
+}
+
+// auditTrail is where the API or the admin API writes the records of its
+// requests, and how it reports a failed write. Both write the same
+// records, so that one trail reads alike whichever listener served.
+type auditTrail struct {
+	sink    audit.Sink         // nil: no trail
+	key     []byte             // keys the subject and client address references
+	errors  prometheus.Counter // counts failed writes; nil: not counted
+	log     *slog.Logger
+	now     func() time.Time
+	failMsg string // the log message of a failed write
+}
+
+// requestRecord is one answered request, as auditTrail.write records it.
+type requestRecord struct {
+	kind   audit.Kind // of the request's own record
+	actor  string
+	route  string // the route pattern, never the path
+	status int
+	info   *requestInfo // id, reason, {userId} and client address
+	// attrs and deniedAttrs are added to the status and reason attributes
+	// of the request's record and of the access_denied record.
+	attrs, deniedAttrs map[string]string
+	// derived, if set, makes one more record from the common fields of the
+	// request's, written after it.
+	derived func(base audit.Event) audit.Event
+}
+
+// write writes rec's records in one call: the request's, the derived one,
+// and for a denial (401, 403, 429) the access_denied record with the
+// reason and the client address's reference. If one of them is invalid,
+// none is written. A failure does not fail the request: it is counted and
+// logged.
+func (t auditTrail) write(r *http.Request, rec requestRecord) {
+	if t.sink == nil {
+		return
+	}
+	ri := rec.info
+	code := strconv.Itoa(rec.status)
 	var subject string
 	if ri.userID != "" {
-		subject = s.subjectRef(ri.userID)
+		subject = hmacHex(t.key, ri.userID)
 	}
 	base := audit.Event{
-		Time:          s.now(),
-		Actor:         actor,
-		Resource:      route,
+		Time:          t.now(),
+		Actor:         rec.actor,
+		Resource:      rec.route,
 		Action:        r.Method,
 		Subject:       subject,
 		CorrelationID: ri.id,
 	}
 	req := base
-	req.Kind, req.Outcome, req.Attributes = audit.KindAPIRequest, code, attrs
-	events := make([]audit.Event, 0, 2)
-	e, err := audit.New(req)
-	if err == nil {
-		events = append(events, e)
+	req.Kind, req.Outcome, req.Attributes = rec.kind, code, statusAttrs(code, ri.reason, rec.attrs)
+	records := []audit.Event{req}
+	if rec.derived != nil {
+		records = append(records, rec.derived(base))
 	}
-	if a := ri.answer; err == nil && a != nil {
-		// A fresh inference gets a record of its own.
-		if a.source == recommend.FromInference {
-			inf := base
-			inf.Kind, inf.Action, inf.Outcome = audit.KindInference, "score", "ok"
-			inf.Resource = "model/" + a.model.SHA256
-			inf.Attributes = map[string]string{"modelVersion": a.model.Version, "route": route}
-			if e, err = audit.New(inf); err == nil {
-				events = append(events, e)
-			}
-		}
+	if isDenial(rec.status) {
+		records = append(records, accessDenied(base, code, ri.reason, statusAttrs(code, ri.reason, rec.deniedAttrs), ri.ip, t.key))
 	}
-	if err == nil && isDenial(status) {
-		if e, err = audit.New(accessDenied(base, code, ri.reason, attrs, ri.ip, s.auditKey)); err == nil {
-			events = append(events, e)
+	events := make([]audit.Event, 0, len(records))
+	var err error
+	for _, ev := range records {
+		if ev, err = audit.New(ev); err != nil {
+			break
 		}
+		events = append(events, ev)
 	}
 	if err == nil {
 		// The client may be gone; the trail must be written all the same.
-		err = s.audit.Write(context.WithoutCancel(r.Context()), events...)
+		err = t.sink.Write(context.WithoutCancel(r.Context()), events...)
 	}
 	if err != nil {
-		s.metrics.auditErrors.Inc()
-		s.log.LogAttrs(r.Context(), slog.LevelError, "audit write failed",
-			slog.String("request_id", ri.id), slog.String("route", route), slog.Any("error", err))
+		if t.errors != nil {
+			t.errors.Inc()
+		}
+		t.log.LogAttrs(r.Context(), slog.LevelError, t.failMsg,
+			slog.String("request_id", ri.id), slog.String("route", rec.route), slog.Any("error", err))
 	}
+}
+
+// statusAttrs are a request record's attributes: the status, the reason
+// if any, then more (which may override them).
+func statusAttrs(code, reason string, more map[string]string) map[string]string {
+	attrs := map[string]string{"status": code}
+	if reason != "" {
+		attrs["reason"] = reason
+	}
+	maps.Copy(attrs, more)
+	return attrs
 }
 
 // attrClientIPRef is the access_denied attribute holding the pseudonymous

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+
+	"github.com/aetherai/aether/runner/config"
 )
 
 // clientAddr returns the address a request comes from, for the allowlist
@@ -76,16 +78,12 @@ func containsAddr(ps []netip.Prefix, a netip.Addr) bool {
 	return false
 }
 
-// normalizePrefixes returns ps masked, with IPv4-mapped IPv6 prefixes as
-// IPv4 ones, so that they match the unmapped addresses parseHostAddr
-// returns.
+// normalizePrefixes returns ps as config.NormalizePrefix does each, so
+// that they match the unmapped addresses parseHostAddr returns.
 func normalizePrefixes(ps []netip.Prefix) []netip.Prefix {
 	out := make([]netip.Prefix, 0, len(ps))
 	for _, p := range ps {
-		if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
-			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
-		}
-		out = append(out, p.Masked())
+		out = append(out, config.NormalizePrefix(p))
 	}
 	return out
 }

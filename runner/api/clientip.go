@@ -6,34 +6,29 @@ import (
 	"net/netip"
 
 	"github.com/aetherai/aether/event"
+	"github.com/aetherai/aether/runner/config"
 )
 
 // ClientIPMode says what happens to an event's clientIp before the event
-// leaves the API.
-type ClientIPMode string
+// leaves the API; the modes are the runner file's (config.ClientIPMode), so
+// that both accept the same ones.
+type ClientIPMode = config.ClientIPMode
 
-// Client IP modes.
+// Client IP modes (see config.ClientIPHash and config.ClientIPDrop).
 const (
-	// ClientIPHash replaces clientIp with the hex HMAC-SHA-256 of the
-	// address under the key: the same address gives the same pseudonym for
-	// one key (sessions and abuse can still be told apart), and without the
-	// key the pseudonym cannot be tied back to the address.
-	ClientIPHash ClientIPMode = "hash"
-	// ClientIPDrop removes clientIp.
-	ClientIPDrop ClientIPMode = "drop"
+	ClientIPHash = config.ClientIPHash
+	ClientIPDrop = config.ClientIPDrop
 )
 
 // ClientIPPolicy configures the pseudonymisation of clientIp.
 type ClientIPPolicy struct {
 	// Mode is ClientIPHash (the default) or ClientIPDrop.
 	Mode ClientIPMode
-	// Key is the HMAC key of ClientIPHash, at least 16 bytes. Empty means
-	// a random per-process key: pseudonyms then match only within one run.
+	// Key is the HMAC key of ClientIPHash, at least
+	// config.MinClientIPKeyBytes (16) bytes. Empty means a random
+	// per-process key: pseudonyms then match only within one run.
 	Key []byte
 }
-
-// minClientIPKey is the shortest HMAC key accepted.
-const minClientIPKey = 16
 
 // ClientIPPseudonymizer applies a ClientIPPolicy to events. The API applies
 // it to every ingested event; anything else that writes events to Kafka
@@ -61,8 +56,8 @@ func NewClientIPPseudonymizer(p ClientIPPolicy) (*ClientIPPseudonymizer, error) 
 	case len(c.key) == 0:
 		c.key = newAuditKey()
 		c.randomKey = true
-	case len(c.key) < minClientIPKey:
-		return nil, fmt.Errorf("ClientIP.Key must be at least %d bytes", minClientIPKey)
+	case len(c.key) < config.MinClientIPKeyBytes:
+		return nil, fmt.Errorf("ClientIP.Key must be at least %d bytes", config.MinClientIPKeyBytes)
 	}
 	return c, nil
 }

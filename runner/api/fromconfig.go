@@ -44,7 +44,7 @@ func (c *Config) ApplyHTTP(h config.HTTP) error {
 	c.MaxBodyBytes = h.MaxBodyBytes
 	c.MaxBatch = h.MaxBatch
 	c.RateLimit = RateLimit{PerSecond: h.RateLimit.PerSecond, Burst: h.RateLimit.Burst}
-	c.ClientIP = ClientIPPolicy{Mode: ClientIPMode(h.ClientIP.Mode), Key: key}
+	c.ClientIP = ClientIPPolicy{Mode: h.ClientIP.Mode, Key: key}
 	return nil
 }
 

@@ -82,19 +82,27 @@ type RateLimit struct {
 	Burst     int     `yaml:"burst"`
 }
 
+// ClientIPMode says what happens to an event's clientIp before the event
+// leaves the API. runner/api uses these definitions too, so that the file
+// and the API accept the same modes.
+type ClientIPMode string
+
 // Client IP modes.
 const (
-	// ClientIPHash replaces clientIp with its HMAC-SHA-256 under a key.
-	ClientIPHash = "hash"
+	// ClientIPHash replaces clientIp with the hex HMAC-SHA-256 of the
+	// address under a key: the same address gives the same pseudonym for
+	// one key (sessions and abuse can still be told apart), and without the
+	// key the pseudonym cannot be tied back to the address.
+	ClientIPHash ClientIPMode = "hash"
 	// ClientIPDrop removes clientIp.
-	ClientIPDrop = "drop"
+	ClientIPDrop ClientIPMode = "drop"
 )
 
 // ClientIP is the pseudonymisation of the clientIp field before events
 // reach Kafka.
 type ClientIP struct {
 	// Mode is "hash" (default) or "drop".
-	Mode string `yaml:"mode"`
+	Mode ClientIPMode `yaml:"mode"`
 	// KeyEnv names the environment variable holding the HMAC key (at least
 	// 16 bytes). Empty means a random key per process: pseudonyms then
 	// change at every restart.
@@ -232,10 +240,7 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 		if err != nil {
 			return p, err
 		}
-		if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
-			return netip.PrefixFrom(a.Unmap(), p.Bits()-96).Masked(), nil
-		}
-		return p.Masked(), nil
+		return NormalizePrefix(p), nil
 	}
 	a, err := netip.ParseAddr(s)
 	if err != nil {
@@ -243,6 +248,15 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 	}
 	a = a.Unmap().WithZone("")
 	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// NormalizePrefix returns p masked, an IPv4-mapped IPv6 prefix as the IPv4
+// one, so that it matches the unmapped addresses the API compares with it.
+func NormalizePrefix(p netip.Prefix) netip.Prefix {
+	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+	}
+	return p.Masked()
 }
 
 // ParsePrefixes parses each of ss with ParsePrefix; field names the list in
@@ -312,7 +326,8 @@ func (a Admin) ResolveTokenDigest() ([sha256.Size]byte, error) {
 	return resolveDigest("http.admin.token", v)
 }
 
-// MinClientIPKeyBytes is the shortest clientIp HMAC key accepted.
+// MinClientIPKeyBytes is the shortest clientIp HMAC key accepted, here and
+// by runner/api.
 const MinClientIPKeyBytes = 16
 
 // ResolveKey returns the clientIp HMAC key from KeyEnv, or nil when no
