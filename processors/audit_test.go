@@ -161,9 +161,7 @@ func waitHandled(t *testing.T, rt *processors.Runtime, n int) {
 func TestAuditAttestsEveryOffset(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	b, err := broker.Start(broker.Partitions(4))
-	require.NoError(t, err)
-	defer b.Close()
+	b := startBroker(t, 4)
 	top, in := auditTopology()
 	sink := audit.NewMemory()
 	rt, stop := startRuntime(t, ctx, b, top, processors.Audit(sink, processors.AttestEvery(100)))
@@ -339,9 +337,7 @@ func (s *slowSink) Write(ctx context.Context, events ...audit.Event) error {
 func TestAuditPerMessageBlocksRatherThanDrops(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	b, err := broker.Start(broker.Partitions(4))
-	require.NoError(t, err)
-	defer b.Close()
+	b := startBroker(t, 4)
 	top, in := auditTopology()
 	sink := &slowSink{MemorySink: audit.NewMemory(), delay: 5 * time.Millisecond}
 	rt, stop := startRuntime(t, ctx, b, top, processors.Audit(sink, processors.PerMessage(), processors.AuditQueue(8)))
@@ -419,9 +415,7 @@ func TestAuditPerMessageBlocksRatherThanDrops(t *testing.T) {
 func TestAuditSinkRefusingStopsTheRuntime(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	b, err := broker.Start(broker.Partitions(4))
-	require.NoError(t, err)
-	defer b.Close()
+	b := startBroker(t, 4)
 	top, _ := auditTopology()
 	sink := audit.NewMemory()
 	require.NoError(t, sink.Close())
@@ -459,9 +453,7 @@ func TestAuditOptionsValidate(t *testing.T) {
 func TestAuditCoverageAcrossRestart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	b, err := broker.Start(broker.Partitions(4))
-	require.NoError(t, err)
-	defer b.Close()
+	b := startBroker(t, 4)
 	top, in := auditTopology()
 	sink := audit.NewMemory()
 
@@ -493,9 +485,7 @@ func TestAuditCoverageAcrossRestart(t *testing.T) {
 func TestAuditAttestsIdlePartitionsAfterTheInterval(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	b, err := broker.Start(broker.Partitions(4))
-	require.NoError(t, err)
-	defer b.Close()
+	b := startBroker(t, 4)
 	top, in := auditTopology()
 	sink := audit.NewMemory()
 	rt, stop := startRuntime(t, ctx, b, top, processors.Audit(sink, processors.AttestEvery(1_000_000), processors.AttestInterval(200*time.Millisecond)))
@@ -524,9 +514,7 @@ func (downSink) Close() error                                { return nil }
 func TestAuditSinkDownBlocksButDoesNotHoldShutdown(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	b, err := broker.Start(broker.Partitions(4))
-	require.NoError(t, err)
-	defer b.Close()
+	b := startBroker(t, 4)
 	top, _ := auditTopology()
 	rt, err := processors.New(ctx, top, processors.Brokers(b.Addrs()...),
 		processors.Audit(downSink{}, processors.AuditQueue(2), processors.AuditDrain(300*time.Millisecond)))
@@ -557,9 +545,7 @@ func TestAuditSinkDownBlocksButDoesNotHoldShutdown(t *testing.T) {
 func TestAuditCountsSinkFailures(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	b, err := broker.Start(broker.Partitions(4))
-	require.NoError(t, err)
-	defer b.Close()
+	b := startBroker(t, 4)
 	top, in, p := sumTopology()
 	p.Sink(&memorySink{writes: map[string][]total{}, fail: "broken"})
 	sink := audit.NewMemory()
@@ -592,9 +578,7 @@ func TestAuditCountsSinkFailures(t *testing.T) {
 func TestAuditCoverageAcrossRebalance(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	b, err := broker.Start(broker.Partitions(4))
-	require.NoError(t, err)
-	defer b.Close()
+	b := startBroker(t, 4)
 	top, in := auditTopology()
 	sink := audit.NewMemory()
 

@@ -58,9 +58,7 @@ var _ topology.Forgetter = (*memSink)(nil)
 func TestForgetControlRecord(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	b, err := broker.Start(broker.Partitions(2))
-	require.NoError(t, err)
-	defer b.Close()
+	b := startBroker(t, 2)
 	top, in, p := sumTopology()
 	totals := topology.NewStream("totals", codec.JSON[total]())
 	sink := &memSink{totals: map[string]total{}, forgot: map[string]int{}}

@@ -62,6 +62,16 @@ func sumTopology() (*topology.Topology, *topology.Stream[ev], *topology.Processo
 	return t, in, p
 }
 
+// startBroker starts an in-process broker that auto-creates topics with
+// the given partition count; it is closed when the test ends.
+func startBroker(t *testing.T, partitions int) *broker.Broker {
+	t.Helper()
+	b, err := broker.Start(broker.Partitions(partitions))
+	require.NoError(t, err)
+	t.Cleanup(b.Close)
+	return b
+}
+
 func startRuntime(t *testing.T, ctx context.Context, b *broker.Broker, top *topology.Topology, opts ...processors.Option) (*processors.Runtime, func()) {
 	t.Helper()
 	rt, err := processors.New(ctx, top, append([]processors.Option{processors.Brokers(b.Addrs()...), processors.TimerInterval(100 * time.Millisecond)}, opts...)...)
@@ -86,9 +96,7 @@ func consume(t *testing.T, b *broker.Broker, topic string, want int) []*sarama.C
 func TestRuntimeDeadLettersRecoversAndFiresTimers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	b, err := broker.Start(broker.Partitions(4))
-	require.NoError(t, err)
-	defer b.Close()
+	b := startBroker(t, 4)
 	top, in, p := sumTopology()
 
 	rt, stop := startRuntime(t, ctx, b, top, processors.IdleAdvance(false))
@@ -201,9 +209,7 @@ type enriched struct {
 func TestTopicsAndLookups(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	b, err := broker.Start(broker.Partitions(4))
-	require.NoError(t, err)
-	defer b.Close()
+	b := startBroker(t, 4)
 	top, in, p := sumTopology()
 	table := p.Table()
 	requests := topology.NewStream("requests", codec.JSON[ev](), topology.Retention(time.Hour))
@@ -275,9 +281,7 @@ func (m *memorySink) count(key string) int {
 func TestSinkWritesAndDeadLettersFailures(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	b, err := broker.Start(broker.Partitions(4))
-	require.NoError(t, err)
-	defer b.Close()
+	b := startBroker(t, 4)
 	top, in, p := sumTopology()
 	sink := &memorySink{writes: map[string][]total{}, fail: "broken"}
 	p.Sink(sink)
@@ -306,9 +310,7 @@ func TestSinkWritesAndDeadLettersFailures(t *testing.T) {
 func TestEmitAllWaitsForEveryAck(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	b, err := broker.Start(broker.Partitions(4))
-	require.NoError(t, err)
-	defer b.Close()
+	b := startBroker(t, 4)
 	_, in, _ := sumTopology()
 	em, err := processors.NewEmitter(b.Addrs(), in)
 	require.NoError(t, err)

@@ -247,9 +247,7 @@ func newSealedSums(t *testing.T, partitions int) *sealedSums {
 	var err error
 	s.kr, err = keyring.New(keyring.Options{Redis: s.rdb, MasterKey: s.master, Prefix: s.prefix, TTL: time.Hour})
 	require.NoError(t, err)
-	s.b, err = broker.Start(broker.Partitions(partitions))
-	require.NoError(t, err)
-	t.Cleanup(s.b.Close)
+	s.b = startBroker(t, partitions)
 	s.top = topology.New("sealed-sums")
 	s.in = topology.NewStream("amounts", codec.JSON[ev](), topology.Sealed()).
 		EventTime(func(e ev) time.Time { return e.Time }).

@@ -19,9 +19,7 @@ import (
 // Each processor's clients get the processor's configuration, whatever the
 // option order; the runtime's admin client gets fn("", ...).
 func TestPerProcessorSaramaNamesTheProcessor(t *testing.T) {
-	b, err := broker.Start(broker.Partitions(2))
-	require.NoError(t, err)
-	defer b.Close()
+	b := startBroker(t, 2)
 	top := topology.New("shop")
 	in := topology.NewStream("clicks", codec.String())
 	mid := topology.NewStream("mid", codec.String())
@@ -34,7 +32,7 @@ func TestPerProcessorSaramaNamesTheProcessor(t *testing.T) {
 	seen := map[string]map[string]bool{}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, err = processors.New(ctx, top, processors.Brokers(b.Addrs()...),
+	_, err := processors.New(ctx, top, processors.Brokers(b.Addrs()...),
 		processors.PerProcessorSarama(func(p, id string) *sarama.Config {
 			mu.Lock()
 			defer mu.Unlock()

@@ -275,13 +275,12 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	res.OverheadRatio = round(median(overhead), 4)
 	res.EfficiencyRatio = round(median(efficiency), 4)
 	res.Aether, res.Handwritten, res.Bare = round(res.Aether, 0), round(res.Handwritten, 0), round(res.Bare, 0)
+	var compared []comparison // printed after the medians, in this order
 	if cfg.Audit {
-		ratios, cpuRatios := pairedRatios(rates, cpus, AetherAudit)
-		res.AetherAudit = round(median(rates[AetherAudit]), 0)
-		res.AuditRatio = round(median(ratios), 4)
-		res.AuditCPURatio = round(median(cpuRatios), 4)
-		res.AetherAuditCPU = round(median(cpus[AetherAudit]), 2)
-		res.AetherAuditRounds = roundAll(rates[AetherAudit], 0)
+		c := compare(rates, cpus, AetherAudit, "the audit trail")
+		compared = append(compared, c)
+		res.AetherAudit, res.AuditRatio, res.AuditCPURatio, res.AetherAuditCPU = c.rate, c.ratio, c.cpuRatio, c.cpu
+		res.AetherAuditRounds = c.rounds
 		for _, a := range audits {
 			res.AuditEvents = append(res.AuditEvents, a.events)
 			res.AuditAttestations = append(res.AuditAttestations, a.attestations)
@@ -289,13 +288,10 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		}
 	}
 	if cfg.Seal {
-		ratios, cpuRatios := pairedRatios(rates, cpus, AetherSeal)
-		res.AetherSeal = round(median(rates[AetherSeal]), 0)
-		res.SealRatio = round(median(ratios), 4)
-		res.SealCPURatio = round(median(cpuRatios), 4)
-		res.AetherSealCPU = round(median(cpus[AetherSeal]), 2)
-		res.AetherSealRounds = roundAll(rates[AetherSeal], 0)
-		res.SealRoundRatios = roundAll(ratios, 4)
+		c := compare(rates, cpus, AetherSeal, "sealing")
+		compared = append(compared, c)
+		res.AetherSeal, res.SealRatio, res.SealCPURatio, res.AetherSealCPU = c.rate, c.ratio, c.cpuRatio, c.cpu
+		res.AetherSealRounds, res.SealRoundRatios = c.rounds, c.roundRatios
 		for _, s := range seals {
 			res.SealOpens = append(res.SealOpens, s.opens)
 			res.SealSeals = append(res.SealSeals, s.seals)
@@ -305,13 +301,8 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	fmt.Fprintf(log, "medians over %d round(s): aether %s, handwritten %s, bare %s events/s; per-round ratios' medians: aether/handwritten %.3f, aether/bare %.3f\n",
 		cfg.Rounds, thousands(int64(res.Aether)), thousands(int64(res.Handwritten)), thousands(int64(res.Bare)),
 		res.OverheadRatio, res.EfficiencyRatio)
-	if cfg.Audit {
-		fmt.Fprintf(log, "with the audit trail: aether-audit %s events/s, %.2f us CPU per event (aether %.2f); per-round ratios' medians: aether-audit/aether %.3f by rate, %.3f by CPU per event (aether/aether-audit)\n",
-			thousands(int64(res.AetherAudit)), res.AetherAuditCPU, res.AetherCPU, res.AuditRatio, res.AuditCPURatio)
-	}
-	if cfg.Seal {
-		fmt.Fprintf(log, "with sealing: aether-seal %s events/s, %.2f us CPU per event (aether %.2f); per-round ratios' medians: aether-seal/aether %.3f by rate, %.3f by CPU per event (aether/aether-seal)\n",
-			thousands(int64(res.AetherSeal)), res.AetherSealCPU, res.AetherCPU, res.SealRatio, res.SealCPURatio)
+	for _, c := range compared {
+		c.print(log, res.AetherCPU)
 	}
 	return res, nil
 }
@@ -629,6 +620,39 @@ func roundAll(xs []float64, digits int) []float64 {
 }
 
 func thousands(n int64) string { return report.Thousands(n) }
+
+// comparison summarises a variant that is Aether with one feature on
+// (aether-audit, aether-seal) against the plain Aether of the same rounds.
+type comparison struct {
+	variant string // its name, as in the log
+	feature string // "with <feature>:" starts its log line
+	// Medians over rounds: rate (events/s), rate ratio variant/Aether, CPU
+	// ratio Aether/variant, and CPU per event (µs), rounded as reported.
+	rate, ratio, cpuRatio, cpu float64
+	rounds                     []float64 // per-round rates
+	roundRatios                []float64 // per-round rate ratios
+}
+
+func compare(rates, cpus map[string][]float64, variant, feature string) comparison {
+	ratios, cpuRatios := pairedRatios(rates, cpus, variant)
+	return comparison{
+		variant:     variant,
+		feature:     feature,
+		rate:        round(median(rates[variant]), 0),
+		ratio:       round(median(ratios), 4),
+		cpuRatio:    round(median(cpuRatios), 4),
+		cpu:         round(median(cpus[variant]), 2),
+		rounds:      roundAll(rates[variant], 0),
+		roundRatios: roundAll(ratios, 4),
+	}
+}
+
+// print writes the comparison's summary line; aetherCPU is plain Aether's
+// median CPU per event, for reference.
+func (c comparison) print(log io.Writer, aetherCPU float64) {
+	fmt.Fprintf(log, "with %s: %s %s events/s, %.2f us CPU per event (aether %.2f); per-round ratios' medians: %s/aether %.3f by rate, %.3f by CPU per event (aether/%s)\n",
+		c.feature, c.variant, thousands(int64(c.rate)), c.cpu, aetherCPU, c.variant, c.ratio, c.cpuRatio, c.variant)
+}
 
 // pairedRatios are, round by round, variant's rate over Aether's and
 // Aether's CPU per event over variant's (rounds without a CPU reading

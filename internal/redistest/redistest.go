@@ -4,6 +4,7 @@ package redistest
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/aetherai/aether/internal/testcert"
 )
 
 // Addr is where CI and the development machines run redis-server.
@@ -83,6 +86,24 @@ func CleanupPrefix(tb testing.TB, c redis.UniversalClient, prefix string) {
 // redis-server is not installed.
 func Start(tb testing.TB, extra ...string) *redis.Client {
 	tb.Helper()
+	return start(tb, nil, nil, extra)
+}
+
+// StartTLS is Start for a server that speaks only TLS, with a certificate
+// from ca for 127.0.0.1 and localhost; clients need not present one. The
+// client it returns trusts ca.
+func StartTLS(tb testing.TB, ca *testcert.CA, extra ...string) *redis.Client {
+	tb.Helper()
+	srv := ca.Server(tb, "127.0.0.1", "localhost")
+	tlsArgs := []string{"--tls-cert-file", srv.CertFile, "--tls-key-file", srv.KeyFile,
+		"--tls-ca-cert-file", ca.CertFile, "--tls-auth-clients", "no"}
+	return start(tb, tlsArgs, &tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12}, extra)
+}
+
+// start runs redis-server with its port for plain text, or with tlsConf
+// for TLS only (tlsArgs naming its files), and waits until it answers.
+func start(tb testing.TB, tlsArgs []string, tlsConf *tls.Config, extra []string) *redis.Client {
+	tb.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		if os.Getenv("CI") != "" {
@@ -98,14 +119,18 @@ func Start(tb testing.TB, extra ...string) *redis.Client {
 	_, port, _ := net.SplitHostPort(addr)
 	_ = l.Close()
 	dir := tb.TempDir()
-	args := append([]string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", dir, "--logfile", filepath.Join(dir, "redis.log")}, extra...)
+	args := []string{"--port", port}
+	if tlsConf != nil {
+		args = append([]string{"--port", "0", "--tls-port", port}, tlsArgs...)
+	}
+	args = append(append(args, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", dir, "--logfile", filepath.Join(dir, "redis.log")), extra...)
 	cmd := exec.Command(bin, args...)
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	c := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true, DialTimeout: time.Second})
+	c := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true, DialTimeout: time.Second, TLSConfig: tlsConf})
 	tb.Cleanup(func() { _ = c.Close() })
 	for range 100 {
 		if c.Ping(context.Background()).Err() == nil {
