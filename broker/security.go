@@ -101,11 +101,14 @@ func (t *TLS) TLSConfig() (*tls.Config, error) {
 		return nil, nil
 	}
 	c, err := tlsfiles.Client(t.CAFile, t.CertFile, t.KeyFile)
-	if err != nil {
-		var fe *tlsfiles.Error
-		errors.As(err, &fe) // every error of Client is one
-		what := map[string]string{"caFile": "ca file", "certFile": "client certificate"}[fe.File]
-		return nil, fmt.Errorf("broker: tls: %s: %w", what, fe.Err)
+	var fe *tlsfiles.Error
+	switch {
+	case errors.As(err, &fe) && fe.File == tlsfiles.CAFile:
+		return nil, fmt.Errorf("broker: tls: ca file: %w", fe.Err)
+	case errors.As(err, &fe) && fe.File == tlsfiles.CertFile:
+		return nil, fmt.Errorf("broker: tls: client certificate: %w", fe.Err)
+	case err != nil:
+		return nil, fmt.Errorf("broker: tls: %w", err)
 	}
 	c.ServerName, c.InsecureSkipVerify = t.ServerName, t.InsecureSkipVerify
 	return c, nil

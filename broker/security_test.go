@@ -3,6 +3,8 @@ package broker_test
 import (
 	"context"
 	"crypto/tls"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -39,6 +41,12 @@ func TestSecurityValidate(t *testing.T) {
 
 	_, err := broker.Security{TLS: &broker.TLS{CAFile: "/nonexistent/ca.pem"}}.SaramaConfigs()
 	require.EqualError(t, err, "broker: tls: ca file: open /nonexistent/ca.pem: no such file or directory")
+	notPEM := filepath.Join(t.TempDir(), "ca.txt")
+	require.NoError(t, os.WriteFile(notPEM, []byte("not a certificate"), 0o600))
+	_, err = broker.Security{TLS: &broker.TLS{CAFile: notPEM}}.SaramaConfigs()
+	require.EqualError(t, err, "broker: tls: ca file: "+notPEM+" holds no PEM certificate")
+	_, err = broker.Security{TLS: &broker.TLS{CertFile: notPEM, KeyFile: notPEM}}.SaramaConfigs()
+	require.EqualError(t, err, "broker: tls: client certificate: tls: failed to find any PEM data in certificate input")
 }
 
 func TestStartRefusesACLsWithoutASuperuser(t *testing.T) {

@@ -1,6 +1,8 @@
 // Package tlsfiles builds a TLS client configuration from PEM files, for
-// the broker's security settings and the runner configuration's (Redis,
-// Elasticsearch) alike; each names a failing file in its own terms.
+// the broker's security settings (Kafka clients) and the runner
+// configuration's Redis TLS alike; each names a failing file in its own
+// terms. (The Elasticsearch client adds its CA to the system's roots
+// instead, and keeps its own loader.)
 package tlsfiles
 
 import (
@@ -10,9 +12,15 @@ import (
 	"os"
 )
 
+// The files an Error names, as the configurations name them.
+const (
+	CAFile   = "caFile"
+	CertFile = "certFile"
+)
+
 // Error says which file could not be used.
 type Error struct {
-	// File is "caFile" or "certFile", as the configurations name them.
+	// File is CAFile or CertFile.
 	File string
 	Err  error
 }
@@ -28,17 +36,17 @@ func Client(caFile, certFile, keyFile string) (*tls.Config, error) {
 	if caFile != "" {
 		pem, err := os.ReadFile(caFile)
 		if err != nil {
-			return nil, &Error{File: "caFile", Err: err}
+			return nil, &Error{File: CAFile, Err: err}
 		}
 		c.RootCAs = x509.NewCertPool()
 		if !c.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, &Error{File: "caFile", Err: fmt.Errorf("%s holds no PEM certificate", caFile)}
+			return nil, &Error{File: CAFile, Err: fmt.Errorf("%s holds no PEM certificate", caFile)}
 		}
 	}
 	if certFile != "" {
 		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 		if err != nil {
-			return nil, &Error{File: "certFile", Err: err}
+			return nil, &Error{File: CertFile, Err: err}
 		}
 		c.Certificates = []tls.Certificate{cert}
 	}

@@ -29,10 +29,10 @@ func (t *TLSClient) Config(field string) (*tls.Config, error) {
 		return nil, &FieldError{Field: field, Reason: "certFile and keyFile go together (client certificate)"}
 	}
 	c, err := tlsfiles.Client(t.CAFile, t.CertFile, t.KeyFile)
-	if err != nil {
-		var fe *tlsfiles.Error
-		errors.As(err, &fe) // every error of Client is one
+	if fe := (*tlsfiles.Error)(nil); errors.As(err, &fe) {
 		return nil, &FieldError{Field: field + "." + fe.File, Reason: fe.Err.Error()}
+	} else if err != nil {
+		return nil, &FieldError{Field: field, Reason: err.Error()}
 	}
 	c.ServerName = t.ServerName
 	return c, nil
