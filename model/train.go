@@ -91,7 +91,8 @@ func DistanceExponent(e float64) TrainOption { return func(c *trainConfig) { c.d
 // successor row (Window, DistanceExponent) and K[i][j] the share of the
 // items clicked with i in a session, before or after it, within CoWindow
 // places, the one at distance d weighing 1/d. Default 0.1; 0 leaves T the
-// successor rows alone; 0 <= b <= MaxCoOccurrence. Real click sessions
+// successor rows alone, the model.onnx that the same data and options gave
+// before this option existed; 0 <= b <= MaxCoOccurrence. Real click sessions
 // hold more than the next click: the items a session visits together
 // predict each other in either order (see the package comment for the
 // measurements).
@@ -107,8 +108,9 @@ func CoWindow(w int) TrainOption { return func(c *trainConfig) { c.coWindow = w 
 // within sessions only.
 func SessionGap(d time.Duration) TrainOption { return func(c *trainConfig) { c.gap = d } }
 
-// Shrinkage sets s in T[i][j] = C[i][j] / (sum_j C[i][j] + s), which damps
-// the scores of items seen in few transitions; default 1, s >= 0.
+// Shrinkage sets s in the normalised rows, S[i][j] / (sum_j S[i][j] + s)
+// and likewise K (see CoOccurrence), which damps the scores of items seen
+// in few transitions; default 1, s >= 0.
 func Shrinkage(s float64) TrainOption { return func(c *trainConfig) { c.shrinkage = s } }
 
 // RepeatPrior sets a, the weight of the prior that every item is clicked
@@ -195,8 +197,9 @@ type TrainingStats struct {
 	// Products counts the distinct products seen, in or out of the
 	// vocabulary.
 	Products int `json:"products"`
-	// Pairs counts the distinct (item, successor) pairs seen, before each
-	// item's list is cut to Neighbours.
+	// Pairs counts the distinct (item, successor) pairs of the successor
+	// rows S, as counted (without the repeat prior or the co-occurrence
+	// rows), before each item's list is cut to Neighbours.
 	Pairs int `json:"pairs"`
 }
 
@@ -251,9 +254,11 @@ type userEvent struct {
 // products keep their places in a session (they count for distances) but
 // neither give nor get credit.
 //
-// Train holds the history in memory, about 24 bytes per event plus the
-// distinct ids, and builds one item's row at a time from the item's
-// places in the sessions; its result depends on the events only, not on
+// Train holds the history in memory, about 30 bytes per event plus the
+// distinct ids, and about 100 more per event with an EventID while
+// reading (retries are found by user and EventID, and assumed to repeat
+// the same event); it builds one item's row at a time from the item's
+// places in the sessions. Its result depends on the events only, not on
 // their order.
 func Train(events iter.Seq[event.Event], opts ...TrainOption) (*Model, error) {
 	cfg := trainConfig{
@@ -389,6 +394,9 @@ func Train(events iter.Seq[event.Event], opts ...TrainOption) (*Model, error) {
 		stats.Sessions++
 	}
 	history = nil
+	if len(seqs) > math.MaxInt32 {
+		return nil, fmt.Errorf("model: %d events in %d sessions: more than Train's %d places", stats.Events, stats.Sessions, math.MaxInt32)
+	}
 
 	dw := distanceWeights(cfg.window, cfg.distExp)
 	var cw []float64
@@ -517,7 +525,7 @@ type itemPositions struct {
 }
 
 func occurrences(seqs []int32, v int) itemPositions {
-	o := itemPositions{start: make([]int, v+1), at: make([]int32, 0, len(seqs))}
+	o := itemPositions{start: make([]int, v+1)}
 	for _, i := range seqs {
 		if i >= 0 {
 			o.start[i+1]++
@@ -526,7 +534,7 @@ func occurrences(seqs []int32, v int) itemPositions {
 	for i := range v {
 		o.start[i+1] += o.start[i]
 	}
-	o.at = o.at[:o.start[v]]
+	o.at = make([]int32, o.start[v])
 	next := slices.Clone(o.start[:v])
 	for p, i := range seqs {
 		if i >= 0 {

@@ -282,6 +282,51 @@ func TestCoOccurrence(t *testing.T) {
 	}
 }
 
+// The co-occurrence rows keep to sessions (a user's split by the gap),
+// count distances over products outside the vocabulary, and the repeat
+// prior goes to S alone: T(a) = S(a) normalised + b * K(a) normalised.
+func TestCoOccurrenceWithinSessions(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	var evs []event.Event
+	add := func(user string, at time.Duration, products ...string) {
+		for k, p := range products {
+			evs = append(evs, event.Event{UserID: user, ProductID: p, Timestamp: t0.Add(at + time.Duration(k)*time.Second)})
+		}
+	}
+	add("u", 0, "a", "x", "b")    // x: outside the vocabulary below
+	add("u", 31*time.Minute, "c") // a session of its own
+	add("v", 0, "a", "b", "c")
+	add("w", 0, "a", "a", "b", "c")
+	// Counts a 4, b 3, c 3, x 1: VocabSize(3) cuts x. Window 1: S(a) = b
+	// (v), a and b (w), and the prior 5 * r = 1, r = 1/5 (one repeat in
+	// v's 2 and w's 3 counted transitions; a -> x and x -> b are not
+	// counted): {a 2, b 2}. CoWindow 3 at 1/d: K(a) = u: b at 2 (1/2, not
+	// c, another session); v: b 1, c 1/2; w: from the first a: a 1, b 1/2,
+	// c 1/3, from the second: a 1, b 1, c 1/2: {a 2, b 3, c 4/3} / (19/3).
+	m, err := Train(slices.Values(evs), VocabSize(3), Window(1), CoWindow(3), CoOccurrence(1), RepeatPrior(5), Shrinkage(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, _ := m.ScoreGo([]features.Record{recentOf("a")}, MaxK)
+	got := map[string]float64{}
+	for _, it := range res[0] {
+		got[it.ProductID] = float64(it.Score)
+	}
+	want := map[string]float64{"a": 0.5 + 6.0/19, "b": 0.5 + 9.0/19, "c": 4.0 / 19}
+	if len(got) != len(want) {
+		t.Errorf("a: %v, want %v", got, want)
+	}
+	for p, w := range want {
+		if math.Abs(got[p]-w) > 1e-6 {
+			t.Errorf("a -> %s = %v, want %v", p, got[p], w)
+		}
+	}
+	// Pairs counts S's distinct pairs as counted: a -> a, a -> b, b -> c.
+	if st := m.Stats(); st.Sessions != 4 || st.Pairs != 3 {
+		t.Errorf("stats %+v, want 4 sessions and 3 pairs", st)
+	}
+}
+
 func TestHistoryWeights(t *testing.T) {
 	m, err := Train(slices.Values([]event.Event{
 		{UserID: "u", ProductID: "x", Timestamp: time.Unix(1, 0)},

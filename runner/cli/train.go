@@ -83,7 +83,7 @@ to pin in the pipeline file (model.sha256). Progress goes to stderr.`,
 			for _, o := range []struct {
 				v   int
 				opt func(int) model.TrainOption
-			}{{vocab, model.VocabSize}, {neighbours, model.Neighbours}, {window, model.Window}, {coWindow, model.CoWindow}, {opset, model.Opset}} {
+			}{{vocab, model.VocabSize}, {neighbours, model.Neighbours}, {window, model.Window}, {opset, model.Opset}} {
 				if o.v != 0 {
 					opts = append(opts, o.opt(o.v))
 				}
@@ -96,6 +96,9 @@ to pin in the pipeline file (model.sha256). Progress goes to stderr.`,
 			}
 			if cmd.Flags().Changed("co-occurrence") {
 				opts = append(opts, model.CoOccurrence(coWeight))
+			}
+			if cmd.Flags().Changed("co-window") {
+				opts = append(opts, model.CoWindow(coWindow))
 			}
 
 			var (
@@ -122,8 +125,8 @@ to pin in the pipeline file (model.sha256). Progress goes to stderr.`,
 				src = synth.events()
 				logf("generating %d synthetic events (seed %d)", synthetic, seed)
 			}
-			// Sessions as the evaluation sees them: given by the session TSV,
-			// split at the model's gap otherwise.
+			// Sessions as the file gives them: whole in the session TSV, as
+			// `runner eval` reads it; split at the model's gap otherwise.
 			opts = append(opts, model.SessionGap(hist.SessionGap(format)))
 			var collector *hist.Collector
 			if test != "" {
@@ -204,7 +207,7 @@ to pin in the pipeline file (model.sha256). Progress goes to stderr.`,
 	cmd.Flags().IntVar(&window, "window", 0, fmt.Sprintf("following items of a session that count as successors (default %d)", model.DefaultWindow))
 	cmd.Flags().Float64Var(&distExp, "distance-exponent", model.DefaultDistanceExponent, "a successor d places on weighs 1/d^e (2 with --window 20 is the SR baseline's rule; see model/doc.go)")
 	cmd.Flags().Float64Var(&coWeight, "co-occurrence", model.DefaultCoOccurrence, "weight of the items a session clicks together, in either order, next to the successors (0: successors alone; see model/doc.go)")
-	cmd.Flags().IntVar(&coWindow, "co-window", 0, fmt.Sprintf("places apart that two items of a session still co-occur (default %d)", model.DefaultCoWindow))
+	cmd.Flags().IntVar(&coWindow, "co-window", model.DefaultCoWindow, "places apart that two items of a session still co-occur")
 	cmd.Flags().IntVar(&opset, "opset", 0, fmt.Sprintf("ONNX opset of model.onnx, 13 or 16 (default %d)", model.DefaultOpset))
 	cmd.Flags().IntVar(&every, "progress-every", defaultProgressEvery, "events between progress lines")
 	_ = cmd.Flags().MarkHidden("progress-every")
