@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aetherai/aether/broker"
+	"github.com/aetherai/aether/broker/brokertest"
 	"github.com/aetherai/aether/codec"
 	"github.com/aetherai/aether/operators"
 	"github.com/aetherai/aether/processors"
@@ -66,10 +67,7 @@ func sumTopology() (*topology.Topology, *topology.Stream[ev], *topology.Processo
 // the given partition count; it is closed when the test ends.
 func startBroker(t *testing.T, partitions int) *broker.Broker {
 	t.Helper()
-	b, err := broker.Start(broker.Partitions(partitions))
-	require.NoError(t, err)
-	t.Cleanup(b.Close)
-	return b
+	return brokertest.Start(t, broker.Partitions(partitions))
 }
 
 func startRuntime(t *testing.T, ctx context.Context, b *broker.Broker, top *topology.Topology, opts ...processors.Option) (*processors.Runtime, func()) {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/aetherai/aether/audit"
 	"github.com/aetherai/aether/broker"
+	"github.com/aetherai/aether/broker/brokertest"
 	"github.com/aetherai/aether/controls/evidence"
 	"github.com/aetherai/aether/controls/forget"
 	"github.com/aetherai/aether/operators/cache"
@@ -49,9 +50,7 @@ type forgetEnv struct {
 // configuration file.
 func startForgetEnv(t *testing.T, extra ...string) *forgetEnv {
 	t.Helper()
-	b, err := broker.Start(broker.Partitions(2))
-	require.NoError(t, err)
-	t.Cleanup(b.Close)
+	b := brokertest.Start(t, broker.Partitions(2))
 	mr := miniredis.RunT(t)
 	dir := t.TempDir()
 	t.Setenv(config.EnvAdminToken, "adm-token")
@@ -71,8 +70,9 @@ forget: {subjectKeyEnv: AETHER_TEST_SUBJECT_KEY, timeout: 30s}
 `, b.Addrs()[0], mr.Addr(), e.trailPath, e.receipts) + strings.Join(extra, "\n")
 	e.cfgPath = filepath.Join(dir, "aether.yaml")
 	require.NoError(t, os.WriteFile(e.cfgPath, []byte(yaml), 0o600))
-	e.cfg, err = config.Parse([]byte(yaml))
+	cfg, err := config.Parse([]byte(yaml))
 	require.NoError(t, err)
+	e.cfg = cfg
 	e.start()
 	return e
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aetherai/aether/broker"
+	"github.com/aetherai/aether/broker/brokertest"
 	"github.com/aetherai/aether/operators/cache"
 	"github.com/aetherai/aether/operators/features"
 	"github.com/aetherai/aether/recommend"
@@ -38,9 +39,7 @@ func (fixedScorer) Model() recommend.Model {
 // miniredis cache, both stopped when the test ends.
 func embedded(t *testing.T, partitions int) (*broker.Broker, *redis.Client, *cache.RedisCache) {
 	t.Helper()
-	b, err := broker.Start(broker.Partitions(partitions))
-	require.NoError(t, err)
-	t.Cleanup(b.Close)
+	b := brokertest.Start(t, broker.Partitions(partitions))
 	mr := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), ContextTimeoutEnabled: true})
 	t.Cleanup(func() { rdb.Close() })

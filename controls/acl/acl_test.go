@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aetherai/aether/broker"
+	"github.com/aetherai/aether/broker/brokertest"
 	"github.com/aetherai/aether/controls/acl"
 	"github.com/aetherai/aether/controls/topics"
 	"github.com/aetherai/aether/event"
@@ -120,10 +121,7 @@ func startSecure(t *testing.T) *secureCluster {
 	for _, r := range roles {
 		opts = append(opts, broker.User(broker.SASLScramSHA512, "aether-"+r, r+"-secret"))
 	}
-	bk, err := broker.Start(opts...)
-	require.NoError(t, err)
-	t.Cleanup(bk.Close)
-	return &secureCluster{b: bk, ca: ca}
+	return &secureCluster{b: brokertest.Start(t, opts...), ca: ca}
 }
 
 // sarama returns a client configuration for the user (role or "admin").

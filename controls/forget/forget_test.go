@@ -15,6 +15,7 @@ import (
 
 	"github.com/aetherai/aether/audit"
 	"github.com/aetherai/aether/broker"
+	"github.com/aetherai/aether/broker/brokertest"
 	"github.com/aetherai/aether/controls/evidence"
 	"github.com/aetherai/aether/controls/forget"
 	"github.com/aetherai/aether/processors"
@@ -76,9 +77,7 @@ func TestForgetterStoresAndReceipt(t *testing.T) {
 	}
 	require.NoError(t, rdb.Set(ctx, prefix+alice+"x", "{}", time.Hour).Err(), "another user whose id starts with alice's")
 
-	b, err := broker.Start(broker.Partitions(2))
-	require.NoError(t, err)
-	defer b.Close()
+	b := brokertest.Start(t, broker.Partitions(2))
 	addrs, sc := b.Addrs(), broker.SaramaConfig("forget-test")
 	for _, topic := range []string{rawTopic, dlq} {
 		require.NoError(t, broker.EnsureTopic(ctx, addrs, sc, broker.TopicSpec{Name: topic, Partitions: 2, Retention: week}))

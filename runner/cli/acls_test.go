@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aetherai/aether/broker"
+	"github.com/aetherai/aether/broker/brokertest"
 	"github.com/aetherai/aether/internal/testcert"
 )
 
@@ -39,9 +40,7 @@ func secureBroker(t *testing.T) (file string, admin sarama.ClusterAdmin) {
 		t.Setenv(env, pass)
 		fmt.Fprintf(&principals, "      %s: {username: %s, password: env:%s}\n", r, user, env)
 	}
-	b, err := broker.Start(opts...)
-	require.NoError(t, err)
-	t.Cleanup(b.Close)
+	b := brokertest.Start(t, opts...)
 
 	file = filepath.Join(t.TempDir(), "aether.yaml")
 	yaml := fmt.Sprintf(`kafka:

@@ -26,6 +26,7 @@ import (
 	"github.com/aetherai/aether/audit/audittest"
 	es "github.com/aetherai/aether/audit/elasticsearch"
 	"github.com/aetherai/aether/broker"
+	"github.com/aetherai/aether/broker/brokertest"
 	"github.com/aetherai/aether/controls/evidence"
 	"github.com/aetherai/aether/internal/esfake"
 	"github.com/aetherai/aether/internal/testcert"
@@ -55,9 +56,7 @@ func newEvidenceSetup(t *testing.T) evidenceSetup {
 	mr, err := miniredis.RunTLS(&tls.Config{Certificates: []tls.Certificate{srv.TLS}, MinVersion: tls.VersionTLS12})
 	require.NoError(t, err)
 	t.Cleanup(mr.Close)
-	b, err := broker.Start(broker.ListenTLS(&tls.Config{Certificates: []tls.Certificate{srv.TLS}, MinVersion: tls.VersionTLS12}))
-	require.NoError(t, err)
-	t.Cleanup(b.Close)
+	b := brokertest.Start(t, broker.ListenTLS(&tls.Config{Certificates: []tls.Certificate{srv.TLS}, MinVersion: tls.VersionTLS12}))
 	sec := broker.Security{TLS: &broker.TLS{CAFile: ca.CertFile}}
 	sc, err := sec.SaramaConfigs()
 	require.NoError(t, err)

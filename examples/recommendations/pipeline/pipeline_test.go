@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aetherai/aether/broker"
+	"github.com/aetherai/aether/broker/brokertest"
 	"github.com/aetherai/aether/clickstream"
 	"github.com/aetherai/aether/event"
 	"github.com/aetherai/aether/examples/recommendations/pipeline"
@@ -154,9 +155,7 @@ func waitTotals(t *testing.T, view *processors.View[features.State], expected ma
 func TestSIGKILLMidStreamKeepsEveryTotalExact(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	b, err := broker.Start(broker.Partitions(8))
-	require.NoError(t, err)
-	defer b.Close()
+	b := brokertest.Start(t, broker.Partitions(8))
 	addrs := b.Addrs()
 	p := pipeline.New(pipeline.Config{})
 
@@ -202,9 +201,7 @@ func TestSIGKILLMidStreamKeepsEveryTotalExact(t *testing.T) {
 func TestTwoInstancesInOneGroupSplitPartitions(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	b, err := broker.Start(broker.Partitions(8))
-	require.NoError(t, err)
-	defer b.Close()
+	b := brokertest.Start(t, broker.Partitions(8))
 	addrs := b.Addrs()
 	p := pipeline.New(pipeline.Config{})
 
@@ -265,9 +262,7 @@ func TestTwoInstancesInOneGroupSplitPartitions(t *testing.T) {
 func TestSessionClosesByTimerWithoutANextEvent(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	b, err := broker.Start(broker.Partitions(2))
-	require.NoError(t, err)
-	defer b.Close()
+	b := brokertest.Start(t, broker.Partitions(2))
 	p := pipeline.New(pipeline.Config{Gap: 2 * time.Second, Grace: time.Second, Emit: features.EmitOnSessionChange()})
 	rt, err := processors.New(ctx, p.Topology, processors.Brokers(b.Addrs()...), processors.TimerInterval(100*time.Millisecond))
 	require.NoError(t, err)
