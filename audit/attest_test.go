@@ -4,12 +4,16 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/iotest"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -209,4 +213,91 @@ func TestCoverageOfSeveralTrails(t *testing.T) {
 	require.True(t, p.Covers(0, 149))
 	require.Equal(t, int64(150), p.Records)
 	require.ErrorContains(t, c.AddTrail(strings.NewReader("not json\n")), "audit: line 1: ")
+}
+
+// verifyWithCoverage is audit.VerifyWithCoverage that fails the test if it
+// does not return within a few seconds.
+func verifyWithCoverage(t *testing.T, r io.Reader) (audit.Report, audit.CoverageReport, error, error) {
+	t.Helper()
+	type result struct {
+		rep         audit.Report
+		cov         audit.CoverageReport
+		covErr, err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		var res result
+		res.rep, res.cov, res.covErr, res.err = audit.VerifyWithCoverage(r)
+		done <- res
+	}()
+	select {
+	case res := <-done:
+		return res.rep, res.cov, res.covErr, res.err
+	case <-time.After(10 * time.Second):
+		t.Fatal("VerifyWithCoverage did not return")
+		panic("unreachable")
+	}
+}
+
+func TestVerifyWithCoverage(t *testing.T) {
+	t.Run("ChainHolds", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "audit.jsonl")
+		s, err := audit.OpenFile(path)
+		require.NoError(t, err)
+		var evs []audit.Event
+		for _, run := range [][2]int64{{0, 99}, {100, 199}, {300, 399}} {
+			evs = append(evs, attest(t, "g", "in", 0, run[0], run[1], map[string]int64{"applied": 100}))
+		}
+		evs = append(evs, mustNew(t, audit.Event{Kind: audit.KindJobEvent, Actor: "processor:g", Action: "stop", Outcome: "ok"}))
+		require.NoError(t, s.Write(context.Background(), evs...))
+		require.NoError(t, s.Close())
+		wantRep, err := audit.VerifyFile(path)
+		require.NoError(t, err)
+		wantCov, err := audit.CoverageFile(path)
+		require.NoError(t, err)
+
+		f, err := os.Open(path)
+		require.NoError(t, err)
+		defer f.Close()
+		rep, cov, covErr, err := verifyWithCoverage(t, f)
+		require.NoError(t, err)
+		require.NoError(t, covErr)
+		require.Equal(t, wantRep, rep)
+		require.Equal(t, 4, rep.Records)
+		require.Equal(t, wantCov, cov)
+		require.Equal(t, 3, cov.Attestations)
+		require.ErrorContains(t, cov.Err(), "offsets 200-299 not attested")
+	})
+
+	ls := lines(t, writeTrail(t, 5000))
+	t.Run("ChainBrokenEarly", func(t *testing.T) {
+		// The chain check stops at line 2, long before the end: the
+		// coverage read must stop with it.
+		l := slicesClone(ls)
+		l[1] = strings.Replace(l[1], `"actor":"key-`, `"actor":"kez-`, 1)
+		rep, cov, covErr, err := verifyWithCoverage(t, strings.NewReader(strings.Join(l, "")))
+		requireProblem(t, err, audit.ProblemAltered, 2, 2)
+		require.Equal(t, 1, rep.Records)
+		require.NoError(t, covErr)
+		require.Equal(t, audit.CoverageReport{}, cov)
+	})
+	t.Run("FirstLineNotARecord", func(t *testing.T) {
+		// Both checks fail on line 1; the chain check reads on to line 2.
+		l := append([]string{"not a record\n"}, ls...)
+		_, cov, covErr, err := verifyWithCoverage(t, strings.NewReader(strings.Join(l, "")))
+		requireProblem(t, err, audit.ProblemInserted, 1, 0)
+		require.NoError(t, covErr)
+		require.Equal(t, audit.CoverageReport{}, cov)
+	})
+	t.Run("ReadError", func(t *testing.T) {
+		boom := errors.New("disk gone")
+		r := io.MultiReader(strings.NewReader(strings.Join(ls[:100], "")), iotest.ErrReader(boom))
+		rep, cov, covErr, err := verifyWithCoverage(t, r)
+		require.ErrorIs(t, err, boom)
+		var p *audit.Problem
+		require.False(t, errors.As(err, &p))
+		require.Equal(t, 100, rep.Records)
+		require.NoError(t, covErr)
+		require.Equal(t, audit.CoverageReport{}, cov)
+	})
 }

@@ -198,6 +198,31 @@ func VerifyFile(path string) (Report, error) {
 	return Verify(f)
 }
 
+// VerifyWithCoverage reads a file trail once for two checks: Verify's on
+// the chain and, from the same bytes, CoverageOf's on the attestations.
+// err is Verify's (a *Problem or a read error); the coverage means
+// something only when err is nil, and covErr is then why the attestations
+// could not be read. An early chain error ends the coverage read too, and
+// a coverage read error does not stall the chain check; both are done when
+// VerifyWithCoverage returns.
+func VerifyWithCoverage(r io.Reader) (rep Report, cov CoverageReport, covErr, err error) {
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		cov, covErr = CoverageOf(pr)
+		// Verify writes every byte it reads to pw: keep taking them.
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	rep, err = Verify(io.TeeReader(r, pw))
+	pw.CloseWithError(err) // nil: the coverage read sees the end of the trail
+	<-done
+	if err != nil {
+		return rep, CoverageReport{}, nil, err
+	}
+	return rep, cov, covErr, nil
+}
+
 // Redact replaces the event of every non-redacted record for which match
 // returns true by its redacted form (ID, Time, Kind and the original
 // event's digest) and returns how many it redacted. The chain stays

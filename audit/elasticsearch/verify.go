@@ -78,6 +78,16 @@ func records(ctx context.Context, c *elastic.Client, prefix string, fn func(h *e
 // record's position in seq order). Redacted records verify by the digest
 // they keep.
 func Verify(ctx context.Context, prefix string, opts ...ConnOption) (audit.Report, error) {
+	return VerifyWith(ctx, prefix, audit.Verify, opts...)
+}
+
+// VerifyWith is Verify with check in place of audit.Verify: check reads
+// the records of <prefix>-* in seq order as the lines of a file trail, in
+// the one read of the trail, so that it can run further checks on the way
+// (audit.VerifyWithCoverage). A *audit.Problem that check returns comes
+// back as a *Location when check, like audit.Verify, read at most a few
+// thousand records past it; otherwise wrapped as it is.
+func VerifyWith(ctx context.Context, prefix string, check func(io.Reader) (audit.Report, error), opts ...ConnOption) (audit.Report, error) {
 	c, err := connect(opts)
 	if err != nil {
 		return audit.Report{}, err
@@ -88,10 +98,10 @@ func Verify(ctx context.Context, prefix string, opts ...ConnOption) (audit.Repor
 	refs := make([]hitRef, keep)
 	pr, pw := io.Pipe()
 	produced := make(chan struct{})
+	line := 0 // records produced; read after produced is closed
 	go func() {
 		defer close(produced)
 		bw := bufio.NewWriterSize(pw, 64<<10)
-		line := 0
 		err := records(ctx, c, prefix, func(h *elastic.SearchHit) error {
 			line++
 			refs[line%keep] = hitRef{h.Index, h.Id}
@@ -105,11 +115,11 @@ func Verify(ctx context.Context, prefix string, opts ...ConnOption) (audit.Repor
 		}
 		pw.CloseWithError(err)
 	}()
-	rep, err := audit.Verify(pr)
-	pr.CloseWithError(errors.New("verify stopped")) // stops the producer when Verify returned early
+	rep, err := check(pr)
+	pr.CloseWithError(errors.New("verify stopped")) // stops the producer when check returned early
 	<-produced
 	var p *audit.Problem
-	if errors.As(err, &p) {
+	if errors.As(err, &p) && p.Line > line-keep && p.Line <= line {
 		// The producer got at most Verify's lookahead and a buffer's
 		// worth of records past p.Line, well within keep.
 		ref := refs[p.Line%keep]

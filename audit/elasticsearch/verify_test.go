@@ -2,6 +2,9 @@ package elasticsearch_test
 
 import (
 	"context"
+	"errors"
+	"io"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -152,4 +155,74 @@ func TestRedact(t *testing.T) {
 	rep2, err := es.Verify(ctx, es.DefaultPrefix, conn)
 	require.Error(t, err)
 	require.Equal(t, 1, rep2.Records)
+}
+
+// A check given to VerifyWith sees the trail in the one read that Verify
+// makes: here the chain and the attestations' coverage together.
+func TestVerifyWithReadsTheTrailOnce(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	s := f.open(t)
+	var evs []audit.Event
+	for i := range 2500 {
+		evs = append(evs, audittest.Event(t, i))
+	}
+	for _, run := range [][2]int64{{0, 99}, {100, 199}, {300, 399}} {
+		e, err := audit.New(audit.Attestation{Actor: "processor:g", Group: "g", Topic: "in", Partition: 0,
+			FirstOffset: run[0], LastOffset: run[1], Count: 100, Outcomes: map[string]int64{"applied": 100},
+			Digest: strings.Repeat("ab", 32)}.Event())
+		require.NoError(t, err)
+		evs = append(evs, e)
+	}
+	require.NoError(t, s.Write(ctx, evs...))
+	_, head := s.Head()
+	require.NoError(t, s.Close())
+
+	var (
+		cov    audit.CoverageReport
+		covErr error
+	)
+	check := func(r io.Reader) (rep audit.Report, err error) {
+		rep, cov, covErr, err = audit.VerifyWithCoverage(r)
+		return rep, err
+	}
+	before := f.srv.Stats().Searches
+	rep, err := es.VerifyWith(ctx, es.DefaultPrefix, check, es.URLs(f.srv.URL()))
+	require.NoError(t, err)
+	require.Equal(t, 3, f.srv.Stats().Searches-before, "2503 records are three search pages, read once")
+	require.Equal(t, 2503, rep.Records)
+	require.Equal(t, head, rep.LastHash)
+	require.NoError(t, covErr)
+	require.Equal(t, 3, cov.Attestations)
+	require.ErrorContains(t, cov.Err(), "offsets 200-299 not attested")
+
+	// A broken chain is still named by its document.
+	_, err = f.client(t).Update().Index("aether-audit-2026.11.27").Id("evt-000004").
+		Doc(map[string]any{"event": map[string]any{"outcome": "OK"}}).Do(ctx)
+	require.NoError(t, err)
+	before = f.srv.Stats().Searches
+	rep, err = es.VerifyWith(ctx, es.DefaultPrefix, check, es.URLs(f.srv.URL()))
+	var loc *es.Location
+	require.ErrorAs(t, err, &loc)
+	require.Equal(t, "aether-audit-2026.11.27/_doc/evt-000004: record seq 5 (line 5): altered: content does not match the record's hash", err.Error())
+	require.Equal(t, 4, rep.Records)
+	require.Equal(t, 1, f.srv.Stats().Searches-before, "the read stops with the chain check")
+
+	// A check that reports a problem only after reading far past it gets
+	// the problem back without a document it cannot name.
+	s = f.open(t)
+	evs = nil
+	for i := 2500; i < 4200; i++ {
+		evs = append(evs, audittest.Event(t, i))
+	}
+	require.NoError(t, s.Write(ctx, evs...))
+	require.NoError(t, s.Close())
+	_, err = es.VerifyWith(ctx, es.DefaultPrefix, func(r io.Reader) (audit.Report, error) {
+		_, _ = io.Copy(io.Discard, r)
+		return audit.Report{}, &audit.Problem{Kind: audit.ProblemAltered, Line: 1, Seq: 1, Detail: "late"}
+	}, es.URLs(f.srv.URL()))
+	require.False(t, errors.As(err, &loc), "%v", err)
+	var p *audit.Problem
+	require.ErrorAs(t, err, &p)
+	require.Equal(t, 1, p.Line)
 }

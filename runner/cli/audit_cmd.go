@@ -61,11 +61,18 @@ With --username, the password is read from ` + esPasswordEnv + `.`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var (
-				rep      audit.Report
-				err      error
-				trail    string
-				coverage func() (audit.CoverageReport, error)
+				rep    audit.Report
+				err    error
+				trail  string
+				cov    audit.CoverageReport
+				covErr error
 			)
+			// One read of the trail: the chain, and the attestations'
+			// coverage, reported once the chain holds.
+			check := func(r io.Reader) (rep audit.Report, err error) {
+				rep, cov, covErr, err = audit.VerifyWithCoverage(r)
+				return rep, err
+			}
 			if esURL != "" {
 				trail = esURL + "/" + prefix + "-*"
 				opts := []es.ConnOption{es.URLs(esURL)}
@@ -79,19 +86,15 @@ With --username, the password is read from ` + esPasswordEnv + `.`,
 				if caFile != "" {
 					opts = append(opts, es.CAFile(caFile))
 				}
-				rep, err = es.Verify(cmd.Context(), prefix, opts...)
-				coverage = func() (audit.CoverageReport, error) {
-					pr, pw := io.Pipe()
-					go func() {
-						_, err := es.Export(cmd.Context(), prefix, pw, opts...)
-						pw.CloseWithError(err)
-					}()
-					defer pr.Close()
-					return audit.CoverageOf(pr)
-				}
+				rep, err = es.VerifyWith(cmd.Context(), prefix, check, opts...)
 			} else {
 				trail = args[0]
-				rep, coverage, err = verifyFile(trail)
+				var f *os.File
+				if f, err = os.Open(trail); err != nil {
+					return fmt.Errorf("audit: %w", err)
+				}
+				defer f.Close()
+				rep, err = check(f)
 			}
 			var p *audit.Problem
 			if errors.As(err, &p) {
@@ -105,9 +108,8 @@ With --username, the password is read from ` + esPasswordEnv + `.`,
 			fmt.Fprintf(out, "last record: seq %d, hash %s\n", rep.LastSeq, rep.LastHash)
 			// The chain holds; do the processors' attestations cover every
 			// offset they read?
-			cov, err := coverage()
-			if err != nil {
-				return fmt.Errorf("%s: reading the attestations: %w", trail, err)
+			if covErr != nil {
+				return fmt.Errorf("%s: reading the attestations: %w", trail, covErr)
 			}
 			var records int64
 			for _, p := range cov.Partitions {
@@ -125,28 +127,4 @@ With --username, the password is read from ` + esPasswordEnv + `.`,
 	cmd.Flags().StringVar(&username, "username", "", "Elasticsearch user; the password is read from "+esPasswordEnv)
 	cmd.Flags().StringVar(&caFile, "ca-file", "", "PEM certificates to trust for an https Elasticsearch")
 	return cmd
-}
-
-// verifyFile checks a file trail's chain and, in the same read, gathers its
-// attestations' coverage, which the returned function reports once the
-// chain holds.
-func verifyFile(path string) (audit.Report, func() (audit.CoverageReport, error), error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return audit.Report{}, nil, fmt.Errorf("audit: %w", err)
-	}
-	defer f.Close()
-	pr, pw := io.Pipe()
-	var cov audit.CoverageReport
-	var covErr error
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		cov, covErr = audit.CoverageOf(pr)
-		_, _ = io.Copy(io.Discard, pr) // an early error must not stall the chain check
-	}()
-	rep, err := audit.Verify(io.TeeReader(f, pw))
-	pw.CloseWithError(err)
-	<-done
-	return rep, func() (audit.CoverageReport, error) { return cov, covErr }, err
 }

@@ -88,9 +88,11 @@ func TestAuditVerifyElasticsearch(t *testing.T) {
 	require.NoError(t, s.Close())
 
 	t.Setenv("AETHER_ES_PASSWORD", "pw-from-env")
+	searches := srv.Stats().Searches
 	code, out, stderr := run("audit", "verify", "--elasticsearch", srv.URL(), "--index-prefix", "trail", "--username", "auditor")
 	require.Equal(t, 0, code, stderr)
 	require.Equal(t, "ok: 20 records, chain intact (0 redacted)\nlast record: seq 20, hash "+head+"\nattestations: 0, covering 0 partitions and 0 records\n", out)
+	require.Equal(t, 1, srv.Stats().Searches-searches, "the chain and the attestations are checked in one read of the trail")
 
 	n, err := es.Redact(ctx, "trail", func(e audit.Event) bool { return e.Kind == audit.KindInference },
 		es.URLs(srv.URL()), es.BasicAuth("auditor", "pw-from-env"))
