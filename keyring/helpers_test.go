@@ -14,20 +14,6 @@ import (
 	"github.com/aetherai/aether/keyring"
 )
 
-func realRedis(tb testing.TB) *redis.Client { return redistest.Real(tb) }
-func uniquePrefix(tb testing.TB) string     { return redistest.UniquePrefix(tb) }
-func scanKeys(tb testing.TB, c redis.UniversalClient, prefix string) []string {
-	return redistest.ScanKeys(tb, c, prefix)
-}
-
-// cleanupPrefix unlinks every key under prefix when the test ends, and
-// checks that none is left.
-func cleanupPrefix(tb testing.TB, c redis.UniversalClient, prefix string) {
-	// Cleanups run last-in first-out: the check runs after the unlink.
-	tb.Cleanup(func() { require.Empty(tb, scanKeys(tb, c, prefix), "keys left under %q", prefix) })
-	redistest.CleanupPrefix(tb, c, prefix)
-}
-
 // masterKey is a fixed 32-byte master key; masterKey2 differs from it.
 var (
 	masterKey  = bytes.Repeat([]byte{0x5a}, 32)
@@ -45,9 +31,9 @@ type env struct {
 
 func newEnv(tb testing.TB) env {
 	tb.Helper()
-	c := realRedis(tb)
-	p := uniquePrefix(tb)
-	cleanupPrefix(tb, c, p)
+	c := redistest.Real(tb)
+	p := redistest.UniquePrefix(tb)
+	redistest.CleanupPrefix(tb, c, p)
 	return env{rdb: c, prefix: p}
 }
 

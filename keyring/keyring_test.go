@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aetherai/aether/internal/redistest"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
@@ -79,7 +81,7 @@ func TestRoundTrip(t *testing.T) {
 			require.True(t, bytes.Equal(tt.plain, got))
 		})
 	}
-	require.Len(t, scanKeys(t, e.rdb, e.prefix), 1, "one key per subject")
+	require.Len(t, redistest.ScanKeys(t, e.rdb, e.prefix), 1, "one key per subject")
 }
 
 func TestSealedHidesPlaintext(t *testing.T) {
@@ -208,7 +210,7 @@ func TestNotSealed(t *testing.T) {
 		})
 	}
 	require.True(t, keyring.IsSealed(append([]byte("AEK1"), make([]byte, 36)...)))
-	require.Empty(t, scanKeys(t, e.rdb, e.prefix), "Open never creates keys")
+	require.Empty(t, redistest.ScanKeys(t, e.rdb, e.prefix), "Open never creates keys")
 }
 
 func TestDestroy(t *testing.T) {
@@ -237,7 +239,7 @@ func TestDestroy(t *testing.T) {
 			require.Equal(t, "bystander", string(got))
 		})
 	}
-	require.Len(t, scanKeys(t, e.rdb, e.prefix), 1, "Open does not recreate the key")
+	require.Len(t, redistest.ScanKeys(t, e.rdb, e.prefix), 1, "Open does not recreate the key")
 
 	// Sealing again makes a new key; the old value stays unreadable.
 	fresh, err := k.Seal(ctx, subject(1), []byte("after"))
@@ -295,7 +297,7 @@ func TestKeysHaveTTL(t *testing.T) {
 		_, err := k.Seal(ctx, subject(i), []byte("x"))
 		require.NoError(t, err)
 	}
-	keys := scanKeys(t, e.rdb, e.prefix)
+	keys := redistest.ScanKeys(t, e.rdb, e.prefix)
 	require.Len(t, keys, 10)
 	require.Equal(t, e.prefix, k.Prefix())
 	for _, key := range keys {
@@ -344,7 +346,7 @@ func TestConcurrentSealOfNewSubject(t *testing.T) {
 	}
 	close(start)
 	wg.Wait()
-	require.Len(t, scanKeys(t, e.rdb, e.prefix), 1)
+	require.Len(t, redistest.ScanKeys(t, e.rdb, e.prefix), 1)
 	for i := range n {
 		require.NoError(t, errs[i])
 		require.Equal(t, keyIDOf(sealed[0]), keyIDOf(sealed[i]))
@@ -582,7 +584,7 @@ func TestRotateMasterKey(t *testing.T) {
 	require.Equal(t, 3, rewrapped)
 	require.Equal(t, 1, current)
 	require.Empty(t, scanned, "progress every 1,000 keys")
-	for _, k := range scanKeys(t, e.rdb, e.prefix) {
+	for _, k := range redistest.ScanKeys(t, e.rdb, e.prefix) {
 		ttl, err := e.rdb.PTTL(ctx, k).Result()
 		require.NoError(t, err)
 		require.True(t, ttl > 0 && ttl <= testTTL, "TTL kept: %v", ttl)

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aetherai/aether/internal/redisglob"
-
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
@@ -62,19 +60,18 @@ func sealing(streams []topology.StreamSpec, p config.Privacy, c redis.UniversalC
 		}}
 }
 
-// dataKeys SCANs the keys under prefix.
-func dataKeys(t *testing.T, c redis.UniversalClient, prefix string) []string {
+// privacyOn is a real Redis, a unique data-key prefix cleaned up at the
+// end, and a privacy block with a 32-byte master key under that prefix.
+func privacyOn(t *testing.T) (*redis.Client, string, config.Privacy) {
 	t.Helper()
-	keys, err := c.Keys(context.Background(), redisglob.Escape(prefix)+"*").Result()
-	require.NoError(t, err)
-	return keys
-}
-
-func TestEvidencePersonalDataSealedPasses(t *testing.T) {
 	c := realRedis(t)
 	prefix := uniquePrefix(t, c)
 	t.Setenv(masterEnv, strings.Repeat("k", 32))
-	p := config.Privacy{MasterKeyEnv: masterEnv, KeyPrefix: prefix}
+	return c, prefix, config.Privacy{MasterKeyEnv: masterEnv, KeyPrefix: prefix}
+}
+
+func TestEvidencePersonalDataSealedPasses(t *testing.T) {
+	c, prefix, p := privacyOn(t)
 
 	check := evidence.PersonalDataSealed(sealing(privacyTopology(t, false), p, c))
 	require.Equal(t, "personal_data_sealed", check.ID)
@@ -88,7 +85,7 @@ func TestEvidencePersonalDataSealedPasses(t *testing.T) {
 		keyring.ErrDestroyed.Error()+")", res.Live)
 	require.Equal(t, []string{"sealed: visits_raw (personal: userId)", "sealed: visits_raw.dlq (personal: userId)"}, res.Details)
 	require.NotContains(t, res.Declared+res.Live+res.Why, strings.Repeat("k", 32))
-	require.Empty(t, dataKeys(t, c, prefix), "the probe leaves no data key behind")
+	require.Empty(t, redistest.ScanKeys(t, c, prefix), "the probe leaves no data key behind")
 }
 
 func TestEvidencePersonalDataSealedOff(t *testing.T) {
@@ -98,21 +95,18 @@ func TestEvidencePersonalDataSealedOff(t *testing.T) {
 	require.Equal(t, "sealing is off: privacy.masterKeyEnv is not set, so the personal data in Kafka cannot be crypto-shredded", res.Why)
 	require.Equal(t, "sealing is off: no data key probed", res.Live)
 	require.Contains(t, res.Declared, "sealing off (privacy.masterKeyEnv not set)")
-	require.Empty(t, dataKeys(t, c, config.DefaultDataKeyPrefix))
+	require.Empty(t, redistest.ScanKeys(t, c, config.DefaultDataKeyPrefix))
 }
 
 func TestEvidencePersonalDataSealedNamesUnsealedStreams(t *testing.T) {
-	c := realRedis(t)
-	prefix := uniquePrefix(t, c)
-	t.Setenv(masterEnv, strings.Repeat("k", 32))
-	p := config.Privacy{MasterKeyEnv: masterEnv, KeyPrefix: prefix}
+	c, prefix, p := privacyOn(t)
 	res := run(t, evidence.PersonalDataSealed(sealing(privacyTopology(t, true), p, c)))
 	require.Equal(t, evidence.StatusFail, res.Status, res.Why)
 	require.Equal(t, "2 streams with personal fields not sealed, so deleting a user leaves their records there readable: visits_enriched, visits_enriched.dlq", res.Why)
 	require.Contains(t, res.Declared, "not sealed: visits_enriched, visits_enriched.dlq")
 	require.Contains(t, res.Details, "NOT SEALED: visits_enriched (personal: userId)")
 	require.Contains(t, res.Live, "no longer opens", "the probe still runs")
-	require.Empty(t, dataKeys(t, c, prefix))
+	require.Empty(t, redistest.ScanKeys(t, c, prefix))
 }
 
 func TestEvidencePersonalDataSealedShortMasterKey(t *testing.T) {
@@ -125,7 +119,7 @@ func TestEvidencePersonalDataSealedShortMasterKey(t *testing.T) {
 	require.True(t, strings.HasPrefix(res.Why, "the master key is not readable: "), res.Why)
 	require.Contains(t, res.Why, "environment variable "+masterEnv+" must hold a key of at least 32 bytes")
 	require.NotContains(t, res.Declared+res.Live+res.Why+strings.Join(res.Details, "\n"), short)
-	require.Empty(t, dataKeys(t, c, p.Prefix()))
+	require.Empty(t, redistest.ScanKeys(t, c, p.Prefix()))
 }
 
 func TestEvidencePersonalDataSealedRedisErrors(t *testing.T) {
@@ -167,10 +161,7 @@ func (h cancelAfterSet) ProcessPipelineHook(next redis.ProcessPipelineHook) redi
 
 // The probe's key goes even when the evaluation's context ends mid-probe.
 func TestEvidencePersonalDataSealedCleansUpOnFailure(t *testing.T) {
-	c := realRedis(t)
-	prefix := uniquePrefix(t, c)
-	t.Setenv(masterEnv, strings.Repeat("k", 32))
-	p := config.Privacy{MasterKeyEnv: masterEnv, KeyPrefix: prefix}
+	c, prefix, p := privacyOn(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	hooked := redis.NewClient(&redis.Options{Addr: redistest.Addr, ContextTimeoutEnabled: true})
@@ -180,7 +171,7 @@ func TestEvidencePersonalDataSealedCleansUpOnFailure(t *testing.T) {
 	res := evidence.PersonalDataSealed(sealing(privacyTopology(t, false), p, hooked)).Run(ctx)
 	require.Equal(t, evidence.StatusError, res.Status, "%s / %s", res.Why, res.Live)
 	require.Contains(t, res.Why, "context canceled")
-	require.Empty(t, dataKeys(t, c, prefix), "the probe's key is destroyed on failure too")
+	require.Empty(t, redistest.ScanKeys(t, c, prefix), "the probe's key is destroyed on failure too")
 }
 
 // A Redis that may evict the data keys fails the control (an evicted key

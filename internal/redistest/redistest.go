@@ -16,6 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/aetherai/aether/internal/redisglob"
 	"github.com/aetherai/aether/internal/testcert"
 )
 
@@ -56,11 +57,12 @@ func UniquePrefix(tb testing.TB) string {
 	return fmt.Sprintf("aether:test:%s:%d:%d:", name, os.Getpid(), time.Now().UnixNano())
 }
 
-// ScanKeys lists the keys under prefix with SCAN MATCH.
+// ScanKeys lists the keys under prefix with SCAN MATCH (the prefix taken
+// literally, glob characters escaped).
 func ScanKeys(tb testing.TB, c redis.UniversalClient, prefix string) []string {
 	tb.Helper()
 	var keys []string
-	iter := c.Scan(context.Background(), 0, prefix+"*", 1000).Iterator()
+	iter := c.Scan(context.Background(), 0, redisglob.Escape(prefix)+"*", 1000).Iterator()
 	for iter.Next(context.Background()) {
 		keys = append(keys, iter.Val())
 	}
@@ -70,11 +72,17 @@ func ScanKeys(tb testing.TB, c redis.UniversalClient, prefix string) []string {
 	return keys
 }
 
-// CleanupPrefix unlinks every key under prefix when the test ends.
+// CleanupPrefix unlinks every key under prefix when the test ends, and
+// fails the test if any is left.
 func CleanupPrefix(tb testing.TB, c redis.UniversalClient, prefix string) {
 	tb.Cleanup(func() {
 		if keys := ScanKeys(tb, c, prefix); len(keys) > 0 {
-			_ = c.Unlink(context.Background(), keys...).Err()
+			if err := c.Unlink(context.Background(), keys...).Err(); err != nil {
+				tb.Errorf("UNLINK under %q: %v", prefix, err)
+			}
+		}
+		if keys := ScanKeys(tb, c, prefix); len(keys) > 0 {
+			tb.Errorf("keys left under %q: %v", prefix, keys)
 		}
 	})
 }

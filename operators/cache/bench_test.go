@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aetherai/aether/internal/redistest"
+
 	"github.com/stretchr/testify/require"
 
 	"github.com/aetherai/aether/operators/cache"
@@ -15,9 +17,9 @@ import (
 // emptied after the benchmark. It fails in CI and skips elsewhere when
 // the server is down.
 func benchCache(b *testing.B) *cache.RedisCache {
-	client := realRedis(b)
-	prefix := uniquePrefix(b)
-	cleanupPrefix(b, client, prefix)
+	client := redistest.Real(b)
+	prefix := redistest.UniquePrefix(b)
+	redistest.CleanupPrefix(b, client, prefix)
 	c, err := cache.Redis(client, cache.KeyPrefix(prefix), cache.TTL(5*time.Minute))
 	require.NoError(b, err)
 	return c

@@ -12,26 +12,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
-	"github.com/aetherai/aether/internal/redistest"
 	"github.com/aetherai/aether/recommend"
 )
-
-func realRedis(tb testing.TB) *redis.Client { return redistest.Real(tb) }
-func uniquePrefix(tb testing.TB) string     { return redistest.UniquePrefix(tb) }
-func scanKeys(tb testing.TB, c redis.UniversalClient, prefix string) []string {
-	return redistest.ScanKeys(tb, c, prefix)
-}
-
-// cleanupPrefix unlinks every key under prefix when the test ends, and
-// checks that none is left.
-func cleanupPrefix(tb testing.TB, c redis.UniversalClient, prefix string) {
-	tb.Cleanup(func() {
-		if keys := scanKeys(tb, c, prefix); len(keys) > 0 {
-			require.NoError(tb, c.Unlink(context.Background(), keys...).Err())
-		}
-		require.Empty(tb, scanKeys(tb, c, prefix), "keys left under %q", prefix)
-	})
-}
 
 // newMini starts a miniredis server and a client for it.
 func newMini(tb testing.TB) (*miniredis.Miniredis, *redis.Client) {

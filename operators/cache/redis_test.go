@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aetherai/aether/internal/redistest"
+
 	"github.com/alicebob/miniredis/v2"
 	"github.com/stretchr/testify/require"
 )
@@ -17,7 +19,7 @@ func TestContractMiniredis(t *testing.T) {
 	testContract(t, backend{
 		client: client,
 		prefix: func(t *testing.T) string {
-			p := uniquePrefix(t)
+			p := redistest.UniquePrefix(t)
 			t.Cleanup(func() {
 				for _, k := range s.Keys() {
 					if strings.HasPrefix(k, p) {
@@ -48,15 +50,15 @@ func TestContractMiniredis(t *testing.T) {
 // 127.0.0.1:6379, each test under its own prefix, checking with SCAN that
 // every key under it has a TTL and removing them after.
 func TestContractRealRedis(t *testing.T) {
-	client := realRedis(t)
+	client := redistest.Real(t)
 	testContract(t, backend{
 		client: client,
 		prefix: func(t *testing.T) string {
-			p := uniquePrefix(t)
-			cleanupPrefix(t, client, p)
+			p := redistest.UniquePrefix(t)
+			redistest.CleanupPrefix(t, client, p)
 			return p
 		},
-		keys: func(t *testing.T, prefix string) []string { return scanKeys(t, client, prefix) },
+		keys: func(t *testing.T, prefix string) []string { return redistest.ScanKeys(t, client, prefix) },
 		ttl: func(t *testing.T, key string) time.Duration {
 			d, err := client.TTL(context.Background(), key).Result()
 			require.NoError(t, err)

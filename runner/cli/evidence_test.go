@@ -203,16 +203,7 @@ func TestEvidenceCommand(t *testing.T) {
 func TestEvidenceCommandPlainTextAndUnreachable(t *testing.T) {
 	s := newEvidenceSetup(t)
 	// The same file without TLS anywhere, and Redis where nothing listens.
-	b, err := os.ReadFile(s.config)
-	require.NoError(t, err)
-	var kept []string
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.Contains(l, "tls:") || strings.HasPrefix(l, "  security:") {
-			continue
-		}
-		kept = append(kept, l)
-	}
-	require.NoError(t, os.WriteFile(s.config, []byte(strings.Join(kept, "\n")), 0o600))
+	dropLines(t, s.config, func(l string) bool { return strings.Contains(l, "tls:") || strings.HasPrefix(l, "  security:") })
 	out := filepath.Join(t.TempDir(), "report.json")
 	code, _, _ := run(s.args("-o", out, "--redis", "127.0.0.1:1", "--admin", "127.0.0.1:8081")...)
 	require.Equal(t, 1, code)
@@ -252,16 +243,7 @@ func TestEvidencePersonalDataSealedFails(t *testing.T) {
 	require.Empty(t, s.redis.Keys())
 
 	// Sealing off.
-	b, err = os.ReadFile(s.config)
-	require.NoError(t, err)
-	var kept []string
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "privacy:") || strings.Contains(l, "masterKeyEnv:") {
-			continue
-		}
-		kept = append(kept, l)
-	}
-	require.NoError(t, os.WriteFile(s.config, []byte(strings.Join(kept, "\n")), 0o600))
+	dropLines(t, s.config, func(l string) bool { return strings.HasPrefix(l, "privacy:") || strings.Contains(l, "masterKeyEnv:") })
 	code, _, _ = run(s.args("-o", out)...)
 	require.Equal(t, 1, code)
 	_, byID = readReport(t, out)
@@ -387,4 +369,18 @@ audit: {elasticsearch: {urls: [%q]}}
 	_, byID := readReport(t, out)
 	require.Equal(t, evidence.StatusPass, byID["audit_trail"].Status, byID["audit_trail"].Why)
 	require.Contains(t, byID["encryption_in_transit"].Why, "elasticsearch")
+}
+
+// dropLines rewrites the file at path without the lines drop picks.
+func dropLines(t *testing.T, path string, drop func(line string) bool) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	var kept []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if !drop(l) {
+			kept = append(kept, l)
+		}
+	}
+	require.NoError(t, os.WriteFile(path, []byte(strings.Join(kept, "\n")), 0o600))
 }
