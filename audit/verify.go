@@ -79,6 +79,7 @@ type lineReader struct {
 	line    int
 	pending []parsedLine
 	err     error
+	onEvent func(Event) // nil, or sees each event that decodes
 }
 
 func (r *lineReader) fill(n int) {
@@ -97,6 +98,9 @@ func (r *lineReader) fill(n int) {
 			var e Event
 			e, p.digest, p.err = recordDigest(p.rec)
 			p.redact, p.time = e.Redacted, e.Time
+			if p.err == nil && r.onEvent != nil {
+				r.onEvent(e)
+			}
 		}
 		r.pending = append(r.pending, p)
 	}
@@ -108,10 +112,13 @@ func (r *lineReader) fill(n int) {
 // non-redacted event matches that digest. It returns the first problem as a
 // *Problem, or a read error. Redacted records verify by the digest they
 // keep.
-func Verify(r io.Reader) (Report, error) {
+func Verify(r io.Reader) (Report, error) { return verify(r, nil) }
+
+// verify is Verify, showing onEvent (if not nil) every event it decodes.
+func verify(r io.Reader, onEvent func(Event)) (Report, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), 64<<20)
-	lr := &lineReader{sc: sc}
+	lr := &lineReader{sc: sc, onEvent: onEvent}
 	rep := Report{LastHash: GenesisHash}
 	var prev *parsedLine
 	for {
@@ -198,29 +205,17 @@ func VerifyFile(path string) (Report, error) {
 	return Verify(f)
 }
 
-// VerifyWithCoverage reads a file trail once for two checks: Verify's on
-// the chain and, from the same bytes, CoverageOf's on the attestations.
-// err is Verify's (a *Problem or a read error); the coverage means
-// something only when err is nil, and covErr is then why the attestations
-// could not be read. An early chain error ends the coverage read too, and
-// a coverage read error does not stall the chain check; both are done when
-// VerifyWithCoverage returns.
-func VerifyWithCoverage(r io.Reader) (rep Report, cov CoverageReport, covErr, err error) {
-	pr, pw := io.Pipe()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		cov, covErr = CoverageOf(pr)
-		// Verify writes every byte it reads to pw: keep taking them.
-		_, _ = io.Copy(io.Discard, pr)
-	}()
-	rep, err = Verify(io.TeeReader(r, pw))
-	pw.CloseWithError(err) // nil: the coverage read sees the end of the trail
-	<-done
+// VerifyWithCoverage runs Verify and, on the same decoded events,
+// CoverageOf's check of the attestations: one read and one decode of the
+// trail for both. The coverage is returned when the chain holds (err nil);
+// then every record decoded, so it covers the whole trail.
+func VerifyWithCoverage(r io.Reader) (Report, CoverageReport, error) {
+	c := NewCoverageCheck()
+	rep, err := verify(r, c.Add)
 	if err != nil {
-		return rep, CoverageReport{}, nil, err
+		return rep, CoverageReport{}, err
 	}
-	return rep, cov, covErr, nil
+	return rep, c.Report(), nil
 }
 
 // Redact replaces the event of every non-redacted record for which match
