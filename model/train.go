@@ -474,19 +474,12 @@ func Train(events iter.Seq[event.Event], opts ...TrainOption) (*Model, error) {
 }
 
 // distanceWeights returns the credit of a successor at distance d =
-// 1..window at index d-1: 1/d^e (exactly 1/d for e = 1, as before the
-// option existed).
+// 1..window at index d-1: 1/d^e (math.Pow is exact for whole e at these
+// d, so e = 1 gives exactly 1/d, as before the option existed).
 func distanceWeights(window int, e float64) []float64 {
 	w := make([]float64, window)
 	for d := 1; d <= window; d++ {
-		switch e {
-		case 1:
-			w[d-1] = 1 / float64(d)
-		case 2:
-			w[d-1] = 1 / float64(d*d)
-		default:
-			w[d-1] = 1 / math.Pow(float64(d), e)
-		}
+		w[d-1] = 1 / math.Pow(float64(d), e)
 	}
 	return w
 }

@@ -259,11 +259,7 @@ func Evaluate(ctx context.Context, train, test *history.Sessions, scorer Scorer,
 		if err != nil {
 			return nil, err
 		}
-		var m tally
-		for _, r := range ranks {
-			m.add(int(r))
-		}
-		sk := m.metrics(len(e.points))
+		sk := metricsOf(ranks, len(e.points))
 		res.Baselines.SKNN = &sk
 		e.logf("baseline SKNN (k %d, sample %d): %s", cfg.sknnK, cfg.sknnSample, time.Since(t).Round(time.Millisecond))
 	}
@@ -274,11 +270,7 @@ func Evaluate(ctx context.Context, train, test *history.Sessions, scorer Scorer,
 		return nil, err
 	}
 	res.Stats.Uncertain = uncertain
-	var m tally
-	for _, r := range ranks {
-		m.add(int(r))
-	}
-	res.Model = m.metrics(len(e.points))
+	res.Model = metricsOf(ranks, len(e.points))
 	e.logf("model: %d points in %s", len(e.points), time.Since(t).Round(time.Millisecond))
 	e.logf("done in %s", time.Since(start).Round(time.Millisecond))
 	return res, nil
@@ -366,6 +358,15 @@ func (t *tally) add(rank int) {
 		t.hit10++
 		t.rr10 += lcm20 / int64(rank)
 	}
+}
+
+// metricsOf tallies ranks (0: beyond K) over points.
+func metricsOf(ranks []uint8, points int) Metrics {
+	var t tally
+	for _, r := range ranks {
+		t.add(int(r))
+	}
+	return t.metrics(points)
 }
 
 func (t tally) metrics(points int) Metrics {
