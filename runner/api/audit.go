@@ -13,9 +13,10 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/aetherai/aether/audit"
 	"github.com/aetherai/aether/recommend"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // auditActorAnonymous is the actor of a request without a valid API key.
@@ -195,10 +196,11 @@ func newAuditKey() []byte {
 
 // accessDenied is the access_denied event of a 401, 403 or 429 answered to
 // the request base describes: the status and reason as outcome, attrs
-// with the client's address as a keyed hash (never raw).
+// (which it takes over) with the client's address as a keyed hash (never
+// raw).
 func accessDenied(base audit.Event, code, reason string, attrs map[string]string, ip netip.Addr, key []byte) audit.Event {
 	ev := base
-	ev.Kind, ev.Outcome, ev.Attributes = audit.KindAccessDenied, code, maps.Clone(attrs)
+	ev.Kind, ev.Outcome, ev.Attributes = audit.KindAccessDenied, code, attrs
 	if reason != "" {
 		ev.Outcome += " " + reason
 	}
