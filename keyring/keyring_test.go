@@ -207,6 +207,9 @@ func TestNotSealed(t *testing.T) {
 			got, err := k.Open(context.Background(), subject(1), tt.b)
 			require.Nil(t, got)
 			require.ErrorIs(t, err, keyring.ErrNotSealed)
+			require.True(t, k.NotSealed(err))
+			require.False(t, k.Retryable(err), "never opens, however often tried")
+			require.False(t, k.Shredded(err))
 		})
 	}
 	require.True(t, keyring.IsSealed(append([]byte("AEK1"), make([]byte, 36)...)))

@@ -15,3 +15,7 @@ func (k *Keyring) Retryable(err error) bool {
 // deleted by a deletion request or expired after its TTL: what it sealed
 // is unreadable for good, as if deleted.
 func (k *Keyring) Shredded(err error) bool { return errors.Is(err, ErrDestroyed) }
+
+// NotSealed reports whether err says the value was never sealed: it has
+// not the sealed format (written in clear, say before sealing was on).
+func (k *Keyring) NotSealed(err error) bool { return errors.Is(err, ErrNotSealed) }

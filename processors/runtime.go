@@ -242,24 +242,19 @@ type proc struct {
 	assigned atomic.Pointer[[]int32]
 	aud      *procAudit // nil without Audit
 	// sealer opens sealedIn topics and seals emits to sealedOut ones, and
-	// the table's state when sealedTable; nil without Seal.
+	// the table's state when sealedTable; nil without Seal, and then
+	// nothing is sealed.
 	sealer              Sealer
 	sealedIn, sealedOut map[string]bool
 	sealedTable         bool
-	sealedLookups       map[string]bool
 }
 
 func (r *Runtime) newProc(spec *topology.ProcessorSpec) (*proc, error) {
 	p := &proc{r: r, spec: spec, node: spec.NewNode(),
-		log: r.cfg.logger.With("processor", spec.Name), sealer: r.cfg.sealer,
-		sealedIn: sealedTopics(spec.Inputs), sealedOut: sealedTopics(spec.Outputs),
-		sealedTable: spec.Table != nil && spec.Table.Sealed, sealedLookups: map[string]bool{}}
-	for _, l := range spec.Lookups {
-		// The owner's declaration, not the lookup's copy: an input the
-		// owner consumes after the lookup was declared may seal it.
-		if o := r.topo.Processor(l.Owner); o != nil && o.Table != nil {
-			p.sealedLookups[l.Name] = o.Table.Sealed
-		}
+		log: r.cfg.logger.With("processor", spec.Name), sealer: r.cfg.sealer}
+	if p.sealer != nil {
+		p.sealedIn, p.sealedOut = sealedTopics(spec.Inputs), sealedTopics(spec.Outputs)
+		p.sealedTable = spec.Table != nil && spec.Table.Sealed
 	}
 	if r.trail != nil {
 		p.aud = newProcAudit(r.trail, p)
@@ -377,8 +372,8 @@ func (p *proc) handle(ctx goka.Context, msg any) {
 		rec.Lookup = func(table, key string) ([]byte, error) {
 			v := ctx.Lookup(goka.Table(table), key)
 			b, _ := v.([]byte)
-			if p.sealer != nil && p.sealedLookups[table] {
-				return openTableValue(ctx.Context(), p.sealer, key, b)
+			if p.sealedLookup(table) {
+				return p.openLookup(ctx.Context(), key, b)
 			}
 			return b, nil
 		}
@@ -427,7 +422,7 @@ func (p *proc) fire(ctx goka.Context, _ any) {
 	pt := p.parts.get(part)
 	wm := pt.watermark(time.Now(), p.r.cfg.idleAdvance)
 	table, _ := ctx.Value().([]byte)
-	if p.sealer != nil && p.sealedTable {
+	if p.sealedTable {
 		v, shredded, err := p.openTable(ctx.Context(), ctx.Key(), table)
 		switch {
 		case shredded:
@@ -438,9 +433,7 @@ func (p *proc) fire(ctx goka.Context, _ any) {
 			return
 		case err != nil && p.sealer.Retryable(err):
 			// The key store is out of reach: the timer stays due.
-			p.r.metrics.timers.WithLabelValues(p.spec.Name, "failed").Inc()
-			p.log.Error("timer state could not be opened; trying again at the next sweep", "partition", part, "offset", ctx.Offset(), "err", err)
-			pt.setTimer(ctx.Key(), wm)
+			p.timerRetry(ctx, pt, wm, "timer state could not be opened", err)
 			return
 		case err != nil:
 			p.timerFailed(ctx, pt, &engine.Failure{Stage: "open", Err: fmt.Errorf("table value: %w", err)})
@@ -458,14 +451,20 @@ func (p *proc) fire(ctx goka.Context, _ any) {
 		outcome = "not_due"
 	}
 	if f := p.seal(ctx.Context(), ctx.Key(), &res); f != nil {
-		// Not applied: the timer stays due and fires at the next sweep.
-		p.r.metrics.timers.WithLabelValues(p.spec.Name, "failed").Inc()
-		p.log.Error("timer output could not be sealed; trying again at the next sweep", "partition", part, "offset", ctx.Offset(), "err", f)
-		pt.setTimer(ctx.Key(), wm)
+		// Not applied: the timer stays due.
+		p.timerRetry(ctx, pt, wm, "timer output could not be sealed", f)
 		return
 	}
 	p.r.metrics.timers.WithLabelValues(p.spec.Name, outcome).Inc()
 	p.apply(ctx, pt, res, nil)
+}
+
+// timerRetry leaves a key's timer due at wm after a failure that may pass
+// (the key store out of reach): it fires again at the next sweep.
+func (p *proc) timerRetry(ctx goka.Context, pt *partition, wm time.Time, msg string, err error) {
+	p.r.metrics.timers.WithLabelValues(p.spec.Name, "failed").Inc()
+	p.log.Error(msg+"; trying again at the next sweep", "partition", ctx.Partition(), "offset", ctx.Offset(), "err", err)
+	pt.setTimer(ctx.Key(), wm)
 }
 
 // timerFailed drops the timers of a key whose timer failed for good, so
@@ -513,22 +512,39 @@ func (p *proc) apply(ctx goka.Context, pt *partition, res engine.Result, rec *en
 }
 
 // withRetries runs op until it succeeds, fails for good (retryable says
-// no) or has failed 1 + the sink retries (3) times, waiting 50 ms, 100 ms, ... between.
+// no) or has failed 1 + the sink retries (3) times, waiting 50 ms, 100 ms,
+// ... between attempts.
 func (p *proc) withRetries(ctx context.Context, retryable func(error) bool, op func(context.Context) error) error {
-	var err error
+	return retry(ctx, p.r.cfg.sinkRetries, retryable, op, sleep)
+}
+
+// retry runs op at most 1 + retries times, while it fails with errors
+// retryable accepts, calling wait with 50 ms, 100 ms, ... between attempts
+// and never after the last one. It stops early when wait fails (ctx ends).
+func retry(ctx context.Context, retries int, retryable func(error) bool, op func(context.Context) error, wait func(context.Context, time.Duration) error) error {
 	backoff := 50 * time.Millisecond
-	for attempt := 0; attempt <= p.r.cfg.sinkRetries; attempt++ {
-		if err = op(ctx); err == nil || !retryable(err) {
+	for attempt := 0; ; attempt++ {
+		err := op(ctx)
+		if err == nil || !retryable(err) || attempt >= retries {
 			return err
 		}
-		select {
-		case <-ctx.Done():
-			return errors.Join(err, ctx.Err())
-		case <-time.After(backoff):
-			backoff *= 2
+		if werr := wait(ctx, backoff); werr != nil {
+			return errors.Join(err, werr)
 		}
+		backoff *= 2
 	}
-	return err
+}
+
+// sleep waits d, or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 func (p *proc) writeSink(ctx context.Context, write func(context.Context) error) error {

@@ -213,14 +213,7 @@ func TestTopicsAndLookups(t *testing.T) {
 	requests := topology.NewStream("requests", codec.JSON[ev](), topology.Retention(time.Hour))
 	answers := topology.NewStream("answers", codec.JSON[enriched]())
 	top.Source(requests)
-	topology.AddProcessor(top, "enricher", requests, nil, operators.Func("enrich",
-		func(ctx operators.Context[struct{}], e ev, emit func(enriched) error) error {
-			tot, _, err := table.Get(ctx, ctx.Key())
-			if err != nil {
-				return err
-			}
-			return emit(enriched{N: e.N, Total: tot.Sum})
-		})).Lookup(table).Emit(answers)
+	addEnricher(top, requests, table, answers)
 
 	_, stop := startRuntime(t, ctx, b, top)
 	defer stop()
@@ -322,4 +315,17 @@ func TestEmitAllWaitsForEveryAck(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, msgs, 50)
 	require.NoError(t, em.Finish())
+}
+
+// addEnricher adds the "enricher" processor: each request is answered with
+// its N and the key's total, looked up in table.
+func addEnricher(top *topology.Topology, requests *topology.Stream[ev], table *topology.Table[total], answers *topology.Stream[enriched]) {
+	topology.AddProcessor(top, "enricher", requests, nil, operators.Func("enrich",
+		func(ctx operators.Context[struct{}], e ev, emit func(enriched) error) error {
+			tot, _, err := table.Get(ctx, ctx.Key())
+			if err != nil {
+				return err
+			}
+			return emit(enriched{N: e.N, Total: tot.Sum})
+		})).Lookup(table).Emit(answers)
 }

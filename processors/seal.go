@@ -32,16 +32,20 @@ type Sealer interface {
 	// is gone (deleted, or expired unused): the value is as good as
 	// deleted.
 	Shredded(err error) bool
+	// NotSealed reports whether an error of Open means the value was
+	// never sealed (written in clear, say before sealing was turned on).
+	NotSealed(err error) bool
 }
 
 // Seal makes the runtime open the values of sealed input streams before
 // decoding them and seal the values it emits to sealed streams. A sealed
 // record that cannot be opened is dead-lettered with stage "open" and its
 // bytes as they were; a record whose output cannot be sealed, with stage
-// "seal", and nothing of it is applied. Key-store errors are retried as
-// sink writes are (3 more times, 50 ms, 100 ms, 200 ms apart). Without
-// Seal, sealed streams carry their values in clear and New logs a warning
-// naming them.
+// "seal", and nothing of it is applied. Table state written in clear
+// (before sealing was turned on) is read as it is and sealed on the key's
+// next write. Key-store errors are retried as sink writes are (3 more
+// times, 50 ms, 100 ms, 200 ms apart). Without Seal, sealed streams carry
+// their values in clear and New logs a warning naming them.
 func Seal(s Sealer) Option {
 	return optionFunc(func(c *config) error {
 		if s == nil {
@@ -98,14 +102,25 @@ func (p *proc) retrySealer(ctx context.Context, op string, fn func(context.Conte
 	return out, err
 }
 
+// sealedLookup reports whether the table the operators look up as name is
+// sealed and there is a sealer to open it.
+func (p *proc) sealedLookup(name string) bool {
+	if p.sealer == nil {
+		return false
+	}
+	for _, l := range p.spec.Lookups {
+		if l.Name == name {
+			return l.Sealed
+		}
+	}
+	return false
+}
+
 // open returns rec with its value opened when its topic is sealed, and the
 // key's table value with its state opened when the table is sealed (the
 // envelope alone when the state's key is gone: see openTableValue); or the
 // failure to dead-letter the record with.
 func (p *proc) open(ctx context.Context, rec engine.Record, table []byte) (engine.Record, []byte, *engine.Failure) {
-	if p.sealer == nil {
-		return rec, table, nil
-	}
 	if p.sealedIn[rec.Topic] {
 		v, err := p.retrySealer(ctx, "open", func(ctx context.Context) ([]byte, error) { return p.sealer.AppendOpen(ctx, nil, rec.Key, rec.Value) })
 		if err != nil {
@@ -142,9 +157,19 @@ func (p *proc) openTable(ctx context.Context, key string, table []byte) (v []byt
 	return v, false, err
 }
 
-// openTableValue opens the state in a sealed table's value for the views
-// and lookups: a value whose key is gone (the user deleted, or away longer
-// than the key lives) is as good as deleted, and nil is returned for it.
+// openLookup is openTableValue with the retries and metrics of the
+// runtime, for the lookups of a processor's operators.
+func (p *proc) openLookup(ctx context.Context, key string, table []byte) ([]byte, error) {
+	v, shredded, err := p.openTable(ctx, key, table)
+	if shredded {
+		return nil, nil
+	}
+	return v, err
+}
+
+// openTableValue opens the state in a sealed table's value for the views:
+// a value whose key is gone (the user deleted, or away longer than the key
+// lives) is as good as deleted, and nil is returned for it.
 func openTableValue(ctx context.Context, s Sealer, key string, table []byte) ([]byte, error) {
 	if len(table) == 0 {
 		return table, nil
@@ -165,9 +190,6 @@ func stateless(table []byte) ([]byte, error) {
 // seal seals, in place, res's emits to sealed streams and, when the table
 // is sealed, the state in its table value.
 func (p *proc) seal(ctx context.Context, key string, res *engine.Result) *engine.Failure {
-	if p.sealer == nil {
-		return nil
-	}
 	for i, e := range res.Emits {
 		if !p.sealedOut[e.Topic] {
 			continue
@@ -199,13 +221,20 @@ func sealState(ctx context.Context, s Sealer, key string, table []byte) ([]byte,
 	return s.AppendSeal(ctx, table[:off:off], key, table[off:])
 }
 
-// openState opens the state that sealState sealed.
+// openState opens the state that sealState sealed. State in clear,
+// written before the table was sealed, is returned as it is: the next
+// write of the key seals it. (A value in clear on a sealed stream is still
+// refused: see open.)
 func openState(ctx context.Context, s Sealer, key string, table []byte) ([]byte, error) {
 	off, err := engine.StateOffset(table)
 	if err != nil || off == len(table) {
 		return table, err
 	}
-	return s.AppendOpen(ctx, table[:off:off], key, table[off:])
+	v, err := s.AppendOpen(ctx, table[:off:off], key, table[off:])
+	if err != nil && s.NotSealed(err) {
+		return table, nil
+	}
+	return v, err
 }
 
 // forgetKey drops the subject's key from the sealer's memory.

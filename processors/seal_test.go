@@ -170,6 +170,119 @@ func TestSealedTimerOfADestroyedKey(t *testing.T) {
 	require.Zero(t, n, "no new data key was made for dave")
 }
 
+// A table whose state was written in clear, before sealing was turned on,
+// stays usable: the next record of the key is applied on that state, and
+// the state it writes is sealed. (A value in clear on the sealed input is
+// still dead-lettered: see TestSealedStreams.)
+func TestSealedTableStateWrittenInClear(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	env := newSealedSums(t, 1)
+	b, kr, top, in := env.b, env.kr, env.top, env.in
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) // timers 2 s of event time away never fire
+
+	_, stop := startRuntime(t, ctx, b, top, processors.IdleAdvance(false)) // no sealer: all in clear
+	em, err := processors.NewEmitter(b.Addrs(), in)
+	require.NoError(t, err)
+	require.NoError(t, em.Emit("frank", ev{ID: "f1", N: 2, Time: t0}))
+	require.NoError(t, em.Finish())
+	consume(t, b, "totals", 1)
+	stop()
+	clear := consumeAll(t, b, "summer-table")
+	require.Len(t, clear, 1)
+	require.Contains(t, string(clear[0].Value), `"sum":2`, "the state in clear")
+
+	reg := prometheus.NewRegistry()
+	_, stop = startRuntime(t, ctx, b, top, processors.Seal(kr), processors.Registry(reg), processors.IdleAdvance(false))
+	defer stop()
+	em, err = processors.NewEmitter(b.Addrs(), in, processors.ClientSeal(kr))
+	require.NoError(t, err)
+	require.NoError(t, em.Emit("frank", ev{ID: "f2", N: 3, Time: t0.Add(time.Second)}))
+	require.NoError(t, em.Finish())
+
+	totals := consume(t, b, "totals", 2)
+	v, err := kr.Open(ctx, "frank", totals[1].Value)
+	require.NoError(t, err)
+	var tot total
+	require.NoError(t, json.Unmarshal(v, &tot))
+	require.Equal(t, total{Sum: 5, Events: 2}, tot, "applied on the state in clear")
+	table := consumeAll(t, b, "summer-table")
+	require.Len(t, table, 2)
+	off, err := engine.StateOffset(table[1].Value)
+	require.NoError(t, err)
+	require.True(t, keyring.IsSealed(table[1].Value[off:]), "the state is sealed on its next write")
+	require.Empty(t, consumeAll(t, b, "amounts.dlq"))
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(""), "aether_seal_errors_total"), "no open failed")
+}
+
+// A lookup of a sealed table opens the state with the runtime's retries,
+// and a failure is counted like any other open. The table is sealed by an
+// input its owner consumes after the lookup was declared.
+func TestSealedLookups(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	env := newSealedSums(t, 1) // its broker and keyring; the topology is this one:
+	b, kr := env.b, env.kr
+	top := topology.New("sealed-lookups")
+	plain := topology.NewStream("deposits", codec.JSON[ev]())
+	sealed := topology.NewStream("amounts", codec.JSON[ev](), topology.Sealed())
+	requests := topology.NewStream("requests", codec.JSON[ev]())
+	answers := topology.NewStream("answers", codec.JSON[enriched]())
+	top.Source(plain)
+	top.Source(sealed)
+	top.Source(requests)
+	summer := topology.AddProcessor(top, "summer", plain, codec.JSON[total](), operators.Operator[total, ev, total](sumOp{})).
+		Emit(topology.NewStream("totals", codec.JSON[total](), topology.Sealed()))
+	table := summer.Table()
+	addEnricher(top, requests, table, answers)
+	summer.Consume(sealed) // after the lookup: the table is sealed all the same
+
+	_, stopSummer := startRuntime(t, ctx, b, top, processors.Seal(kr), processors.Only("summer"))
+	defer stopSummer()
+	em, err := processors.NewEmitter(b.Addrs(), sealed, processors.ClientSeal(kr))
+	require.NoError(t, err)
+	require.NoError(t, em.Emit("gina", ev{ID: "g1", N: 4, Time: time.Now().UTC()}))
+	require.NoError(t, em.Finish())
+	consume(t, b, "totals", 1)
+	for _, m := range consumeAll(t, b, "summer-table") {
+		off, err := engine.StateOffset(m.Value)
+		require.NoError(t, err)
+		require.True(t, keyring.IsSealed(m.Value[off:]), "the table's state is sealed")
+	}
+
+	ask := func(n int) {
+		t.Helper()
+		rq, err := processors.NewEmitter(b.Addrs(), requests)
+		require.NoError(t, err)
+		require.NoError(t, rq.Emit("gina", ev{N: n}))
+		require.NoError(t, rq.Finish())
+	}
+	_, stop := startRuntime(t, ctx, b, top, processors.Seal(kr), processors.Only("enricher"))
+	ask(1)
+	got, err := answers.Codec().Decode(consume(t, b, "answers", 1)[0].Value)
+	require.NoError(t, err)
+	require.Equal(t, enriched{N: 1, Total: 4}, got, "the lookup opened the state")
+	stop()
+
+	// With the key store out of reach, the lookup fails after the
+	// retries, counted in aether_seal_errors_total.
+	down := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: 100 * time.Millisecond})
+	defer down.Close()
+	reader, err := keyring.New(keyring.Options{Redis: down, MasterKey: env.master, Prefix: env.prefix, TTL: time.Hour})
+	require.NoError(t, err)
+	reg := prometheus.NewRegistry()
+	_, stop = startRuntime(t, ctx, b, top, processors.Seal(reader), processors.Only("enricher"), processors.Registry(reg))
+	defer stop()
+	ask(2)
+	dlq := consume(t, b, "requests.dlq", 1)
+	require.Contains(t, headers(dlq[0])[processors.HeaderReason], "keyring: read key: ")
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP aether_seal_errors_total Records of sealed streams or tables that could not be opened or sealed, after retries, by processor and op (open, seal; shredded: sealed with a key that is gone, after a deletion).
+# TYPE aether_seal_errors_total counter
+aether_seal_errors_total{op="open",processor="enricher"} 1
+`), "aether_seal_errors_total"))
+}
+
 // counterValue is the value of the counter name whose outcome label is
 // outcome, from reg.
 func counterValue(t *testing.T, reg *prometheus.Registry, name, outcome string) float64 {

@@ -117,8 +117,8 @@ type ProcessorSpec struct {
 	Name      string
 	Inputs    []StreamSpec
 	Outputs   []StreamSpec
-	Table     *TableSpec // nil for a stateless processor
-	Lookups   []TableSpec
+	Table     *TableSpec   // nil for a stateless processor
+	Lookups   []*TableSpec // the owners' Table: inputs they consume later count (Sealed)
 	Operators []string
 	Sinks     []string
 
@@ -226,7 +226,7 @@ func (p *Processor[S, In, Out]) DedupeWindow(n int) *Processor[S, In, Out] {
 // Lookup declares that the chain reads other processors' tables.
 func (p *Processor[S, In, Out]) Lookup(tables ...TableRef) *Processor[S, In, Out] {
 	for _, t := range tables {
-		p.spec.Lookups = append(p.spec.Lookups, t.TableSpec())
+		p.spec.Lookups = append(p.spec.Lookups, t.declaration())
 	}
 	return p
 }
@@ -256,7 +256,11 @@ func (p *Processor[S, In, Out]) node() engine.Node {
 }
 
 // TableRef is any typed table.
-type TableRef interface{ TableSpec() TableSpec }
+type TableRef interface {
+	TableSpec() TableSpec
+	// declaration is the owner's spec itself, not a copy.
+	declaration() *TableSpec
+}
 
 // Table is a processor's group table: one value S per key.
 type Table[S any] struct {
@@ -266,6 +270,8 @@ type Table[S any] struct {
 
 // TableSpec returns the table's declaration.
 func (t *Table[S]) TableSpec() TableSpec { return *t.spec }
+
+func (t *Table[S]) declaration() *TableSpec { return t.spec }
 
 // Name is the table's topic.
 func (t *Table[S]) Name() string { return t.spec.Name }

@@ -176,7 +176,8 @@ func TestLoopbackIsNotACycle(t *testing.T) {
 }
 
 // A processor's table is sealed when any input is, even one consumed after
-// a handle on the table was taken (views and lookups read it late).
+// a handle on the table was taken or a lookup of it declared (views and
+// lookups read it late).
 func TestTableSealedByAnyInput(t *testing.T) {
 	top := topology.New("sealing")
 	plain := topology.NewStream("plain", codec.JSON[int]())
@@ -189,7 +190,12 @@ func TestTableSealedByAnyInput(t *testing.T) {
 	if table.TableSpec().Sealed {
 		t.Fatal("sealed with a plain input only")
 	}
+	q := topology.AddProcessor(top, "q", plain, nil, operators.Func("pass",
+		func(_ operators.Context[struct{}], v int, emit func(int) error) error { return emit(v) })).Lookup(table)
 	p.Consume(sealed)
+	if !q.Spec().Lookups[0].Sealed {
+		t.Error("a lookup declared before the sealed input does not see it")
+	}
 	if !table.TableSpec().Sealed {
 		t.Error("a handle taken before the sealed input does not see it")
 	}
