@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,10 +26,9 @@ type aetherInstance struct {
 	group, out string
 	n          int
 	sink       *audit.FileSink // the AetherAudit variant's trail; nil otherwise
-	// The AetherSeal variant's keyring and the registry of its metrics;
-	// nil otherwise.
-	kr  *keyring.Keyring
-	reg *prometheus.Registry
+	// kr is the AetherSeal variant's keyring, its metrics in the runtime's
+	// registry; nil otherwise.
+	kr *keyring.Keyring
 }
 
 // newAether builds the aether variant (name Aether); AetherAudit, whose
@@ -60,13 +60,13 @@ func newAether(ctx context.Context, e *env, round int, name string) (*aetherInst
 		opts = append(opts, processors.Audit(sink))
 	}
 	if sealed {
-		a.reg = prometheus.NewRegistry()
-		kr, err := e.seal.keyring(a.reg)
+		reg := prometheus.NewRegistry()
+		kr, err := e.seal.keyring(reg)
 		if err != nil {
 			return nil, err
 		}
 		a.kr = kr
-		opts = append(opts, processors.Seal(kr))
+		opts = append(opts, processors.Seal(kr), processors.Registry(reg))
 	}
 	rt, err := processors.New(ctx, t, opts...)
 	if err != nil {
@@ -178,24 +178,38 @@ func (a *aetherInstance) wait(ctx context.Context, exited <-chan struct{}) (firs
 
 // timerFires reads the runtime's aether_timers_fired_total{outcome="fired"}.
 func (a *aetherInstance) timerFires() int64 {
-	mfs, err := a.rt.Gatherer().Gather()
+	fired, err := counters(a.rt.Gatherer(), "aether_timers_fired_total", "outcome")
 	if err != nil {
 		return -1
 	}
-	var n float64
+	return fired["fired"]
+}
+
+// counters gathers g and sums the counter name by the values of labels,
+// joined by "/" in their order: counters(g, "aether_keyring_operations_total",
+// "op", "outcome")["open/ok"]. A missing label counts as "".
+func counters(g prometheus.Gatherer, name string, labels ...string) (map[string]int64, error) {
+	mfs, err := g.Gather()
+	if err != nil {
+		return nil, err
+	}
+	sums := map[string]int64{}
+	values := make([]string, len(labels))
 	for _, mf := range mfs {
-		if mf.GetName() != "aether_timers_fired_total" {
+		if mf.GetName() != name {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
+			clear(values)
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "outcome" && l.GetValue() == "fired" {
-					n += m.GetCounter().GetValue()
+				if i := slices.Index(labels, l.GetName()); i >= 0 {
+					values[i] = l.GetValue()
 				}
 			}
+			sums[strings.Join(values, "/")] += int64(m.GetCounter().GetValue())
 		}
 	}
-	return int64(n)
+	return sums, nil
 }
 
 func (a *aetherInstance) output() string { return a.out }

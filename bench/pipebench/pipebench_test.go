@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/aetherai/aether/bench/internal/report"
 	"github.com/aetherai/aether/internal/redistest"
 	"github.com/aetherai/aether/operators/features"
@@ -259,5 +261,30 @@ func TestRunSeal(t *testing.T) {
 	}
 	if !strings.Contains(log.String(), "aether-seal/aether") || !strings.Contains(log.String(), "deleted 300 data keys") {
 		t.Errorf("log lacks the seal ratio or the key cleanup:\n%s", log.String())
+	}
+}
+
+func TestCounters(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	ops := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ops_total"}, []string{"outcome", "op"})
+	other := prometheus.NewCounter(prometheus.CounterOpts{Name: "other_total"})
+	reg.MustRegister(ops, other)
+	ops.WithLabelValues("ok", "open").Add(3)
+	ops.WithLabelValues("ok", "seal").Add(2)
+	ops.WithLabelValues("error", "open").Inc()
+	other.Add(7)
+	got, err := counters(reg, "ops_total", "op", "outcome")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]int64{"open/ok": 3, "seal/ok": 2, "open/error": 1}; !reflect.DeepEqual(got, want) {
+		t.Errorf("by op and outcome: %v, want %v", got, want)
+	}
+	got, err = counters(reg, "ops_total", "outcome")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]int64{"ok": 5, "error": 1}; !reflect.DeepEqual(got, want) {
+		t.Errorf("by outcome: %v, want %v", got, want)
 	}
 }

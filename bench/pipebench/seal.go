@@ -3,7 +3,6 @@ package pipebench
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/aetherai/aether/bench/internal/report"
 	"github.com/aetherai/aether/broker"
 	"github.com/aetherai/aether/clickstream"
 	"github.com/aetherai/aether/event"
@@ -32,9 +32,6 @@ const DefaultRedis = "127.0.0.1:6379"
 // the end of the run, the TTL only bounds what an interrupted run leaves.
 const keyTTL = time.Hour
 
-// redisHelp says how to start the Redis -seal needs.
-const redisHelp = `start one with: redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no`
-
 // sealEnv is the keyring setup of a -seal run: one Redis, one master key and
 // one key prefix for the whole run. Every keyring (the emitter's, and a
 // fresh one per AetherSeal run, so that each starts with a cold cache like
@@ -53,13 +50,10 @@ func setupSeal(ctx context.Context, addr string) (*sealEnv, error) {
 	defer cancel()
 	if err := rdb.Ping(pctx).Err(); err != nil {
 		_ = rdb.Close()
-		return nil, fmt.Errorf("-seal needs Redis at %s for the keyring, and it does not answer (%v); %s", addr, err, redisHelp)
+		return nil, fmt.Errorf("-seal needs Redis at %s for the keyring, and it does not answer (%v); start one with: %s", addr, err, report.StartRedis)
 	}
-	var b [8]byte
-	s := &sealEnv{rdb: rdb, master: make([]byte, keyring.MinMasterKeyBytes)}
-	_, _ = rand.Read(b[:])
+	s := &sealEnv{rdb: rdb, master: make([]byte, keyring.MinMasterKeyBytes), prefix: report.KeyPrefix("pipeline")}
 	_, _ = rand.Read(s.master)
-	s.prefix = "aether:bench:pipeline:" + hex.EncodeToString(b[:]) + ":"
 	return s, nil
 }
 
@@ -219,27 +213,9 @@ func (a *aetherInstance) checkSeal(ctx context.Context, e *env) (sealCheck, erro
 	if n := a.rt.Outcomes(a.group)["dead_lettered"]; n > 0 {
 		return sealCheck{}, fmt.Errorf("seal: %d records dead-lettered", n)
 	}
-	mfs, err := a.reg.Gather()
+	ops, err := counters(a.rt.Gatherer(), "aether_keyring_operations_total", "op", "outcome")
 	if err != nil {
 		return sealCheck{}, err
-	}
-	ops := map[string]int64{} // "op/outcome"
-	for _, mf := range mfs {
-		if mf.GetName() != "aether_keyring_operations_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			var op, outcome string
-			for _, l := range m.GetLabel() {
-				switch l.GetName() {
-				case "op":
-					op = l.GetValue()
-				case "outcome":
-					outcome = l.GetValue()
-				}
-			}
-			ops[op+"/"+outcome] += int64(m.GetCounter().GetValue())
-		}
 	}
 	c := sealCheck{opens: ops["open/ok"], seals: ops["seal/ok"]}
 	for k, n := range ops {

@@ -2,8 +2,6 @@ package servebench
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/aetherai/aether/bench/internal/report"
 	"github.com/aetherai/aether/model"
 	"github.com/aetherai/aether/operators/cache"
 	"github.com/aetherai/aether/operators/features"
@@ -120,7 +119,7 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("redis at %s is unreachable (%w): start it, e.g. `apt-get install -y redis-server redis-tools && %s`",
-			cfg.Redis, err, StartRedis)
+			cfg.Redis, err, report.StartRedis)
 	}
 	load := ""
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
@@ -171,10 +170,7 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 
 	// 2. The cache, filled for every user under a prefix of this run.
 	reg := prometheus.NewRegistry()
-	prefix, err := uniquePrefix()
-	if err != nil {
-		return nil, err
-	}
+	prefix := report.KeyPrefix("serve")
 	// Keys outlive a killed run by ten minutes at most.
 	ttl := (cfg.Duration*4 + 10*time.Minute).Truncate(time.Second)
 	rc, err := cache.Redis(rdb, cache.KeyPrefix(prefix), cache.TTL(ttl), cache.Registerer(reg))
@@ -243,9 +239,6 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	return res, nil
 }
 
-// StartRedis starts a redis-server on 127.0.0.1:6379 as the tests want it.
-const StartRedis = `redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no`
-
 // fixture is the trained and loaded model with the users' records.
 type fixture struct {
 	scorer *model.Loaded
@@ -262,16 +255,6 @@ func (f *fixture) close() {
 	if f.dir != "" {
 		os.RemoveAll(f.dir)
 	}
-}
-
-// uniquePrefix returns a cache key prefix no other run uses:
-// aether:bench:serve:<16 hex digits>:.
-func uniquePrefix() (string, error) {
-	var b [8]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", err
-	}
-	return "aether:bench:serve:" + hex.EncodeToString(b[:]) + ":", nil
 }
 
 // deleteKeys deletes the cache keys of users, 1000 per UNLINK, and returns

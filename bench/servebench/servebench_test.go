@@ -18,6 +18,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/aetherai/aether/bench/internal/report"
 	"github.com/aetherai/aether/event"
 	"github.com/aetherai/aether/model"
 )
@@ -163,7 +164,7 @@ func TestRun(t *testing.T) {
 	pctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	err = rdb.Ping(pctx).Err()
 	cancel()
-	need(t, "redis-server on "+DefaultRedis, err == nil, "`apt-get install -y redis-server redis-tools && "+StartRedis+"`")
+	need(t, "redis-server on "+DefaultRedis, err == nil, "`apt-get install -y redis-server redis-tools && "+report.StartRedis+"`")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

@@ -288,28 +288,34 @@ func (s *Switch) SetCandidate(c recommend.Scorer, share float64) {
 }
 
 // ClearCandidate stops the rollout: every user is scored by the current
-// model again; the candidate is closed once its calls end.
-func (s *Switch) ClearCandidate() {
+// model again; the candidate is closed once its calls end. It returns the
+// candidate it cleared, or ok false, changing nothing, without one: the
+// check and the change are one step, so a concurrent SetCandidate or
+// Promote cannot slip between them.
+func (s *Switch) ClearCandidate() (cleared recommend.Model, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := s.cand.Swap(nil)
 	if old == nil {
-		return
+		return recommend.Model{}, false
 	}
 	s.share.Store(0)
 	s.updateInfo()
 	s.logChange("clear_candidate", old.model, recommend.Model{}, RoleCandidate, 0)
 	old.release()
+	return old.model, true
 }
 
 // Promote makes the candidate the current model (a swap) and ends the
-// rollout. It returns false, changing nothing, without a candidate.
-func (s *Switch) Promote() bool {
+// rollout. It returns the model it promoted, now the current one, or ok
+// false, changing nothing, without a candidate (or once closed). The
+// check and the swap are one step, as in ClearCandidate.
+func (s *Switch) Promote() (promoted recommend.Model, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.cand.Load()
 	if c == nil || s.closed {
-		return false
+		return recommend.Model{}, false
 	}
 	old := s.cur.Swap(c) // the candidate's reference moves to current
 	s.cand.Store(nil)
@@ -318,7 +324,7 @@ func (s *Switch) Promote() bool {
 	s.updateInfo()
 	s.logChange("promote", c.model, old.model, RoleCurrent, 0)
 	old.release()
-	return true
+	return c.model, true
 }
 
 // Candidate returns the candidate's identity and share; ok is false

@@ -300,7 +300,7 @@ func TestCandidateLifecycle(t *testing.T) {
 	log := slog.New(slog.NewJSONHandler(&buf, nil))
 	cur, c1, c2 := newFake("v1"), newFake("v2"), newFake("v3")
 	sw := New(cur, Logger(log))
-	if sw.Promote() {
+	if _, ok := sw.Promote(); ok {
 		t.Fatal("Promote without a candidate")
 	}
 	sw.SetCandidate(c1, 1)
@@ -323,7 +323,7 @@ func TestCandidateLifecycle(t *testing.T) {
 	if m, share, ok := sw.Candidate(); !ok || m != c2.id || share != 0.3 {
 		t.Fatalf("Candidate = %v %v %v", m, share, ok)
 	}
-	if !sw.Promote() {
+	if _, ok := sw.Promote(); !ok {
 		t.Fatal("Promote failed")
 	}
 	if sw.Model() != c2.id || cur.closes.Load() != 1 || c2.closes.Load() != 0 {
@@ -353,6 +353,68 @@ func TestCandidateLifecycle(t *testing.T) {
 		if !strings.Contains(buf.String(), a) {
 			t.Fatalf("no %s in the log:\n%s", a, buf.String())
 		}
+	}
+}
+
+// Promote and ClearCandidate return the model they acted on, checked and
+// changed in one step: of concurrent calls on one candidate, exactly one
+// acts, and it names that candidate.
+func TestPromoteAndClearReturnTheModel(t *testing.T) {
+	cur, c1, c2 := newFake("v1"), newFake("v2"), newFake("v3")
+	sw := New(cur)
+	if m, ok := sw.Promote(); ok || m != (recommend.Model{}) {
+		t.Fatalf("Promote without a candidate = %v %v", m, ok)
+	}
+	if m, ok := sw.ClearCandidate(); ok || m != (recommend.Model{}) {
+		t.Fatalf("ClearCandidate without a candidate = %v %v", m, ok)
+	}
+
+	once := func(name string, act func() (recommend.Model, bool)) recommend.Model {
+		t.Helper()
+		const callers = 16
+		var wg sync.WaitGroup
+		got := make(chan recommend.Model, callers)
+		for range callers {
+			wg.Go(func() {
+				if m, ok := act(); ok {
+					got <- m
+				}
+			})
+		}
+		wg.Wait()
+		close(got)
+		var acted []recommend.Model
+		for m := range got {
+			acted = append(acted, m)
+		}
+		if len(acted) != 1 {
+			t.Fatalf("%d concurrent %s calls acted, want 1: %v", callers, name, acted)
+		}
+		return acted[0]
+	}
+
+	sw.SetCandidate(c1, 0.5)
+	if m := once("ClearCandidate", sw.ClearCandidate); m != c1.id {
+		t.Fatalf("ClearCandidate returned %v, want %v", m, c1.id)
+	}
+	if _, _, ok := sw.Candidate(); ok || sw.Model() != cur.id {
+		t.Fatalf("after ClearCandidate: candidate %v, current %v", ok, sw.Model())
+	}
+
+	sw.SetCandidate(c2, 0.5)
+	if m := once("Promote", sw.Promote); m != c2.id {
+		t.Fatalf("Promote returned %v, want %v", m, c2.id)
+	}
+	if _, _, ok := sw.Candidate(); ok || sw.Model() != c2.id {
+		t.Fatalf("after Promote: candidate %v, current %v", ok, sw.Model())
+	}
+
+	sw.SetCandidate(newFake("v4"), 0.5)
+	if err := sw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if m, ok := sw.Promote(); ok {
+		t.Fatalf("Promote after Close = %v", m)
 	}
 }
 

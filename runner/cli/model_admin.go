@@ -42,24 +42,28 @@ func registerModelAdmin(adm *api.AdminServer, sw *rollout.Switch) error {
 	}
 	routes := map[string]http.HandlerFunc{
 		routeModel: func(w http.ResponseWriter, r *http.Request) { answer(w, http.StatusOK, stateOf(sw)) },
+		// Promote and ClearCandidate check and act in one step and return
+		// the model they acted on, so a concurrent change can neither make
+		// the audit record name another model nor turn a call that changed
+		// nothing into a 200. The answer is the state the call left: no
+		// candidate, and the promoted model (or the one serving) current.
 		routePromote: func(w http.ResponseWriter, r *http.Request) {
-			if !sw.Promote() {
-				noCandidate(w, r)
-				return
-			}
-			m := sw.Model()
-			api.AdminAuditAttr(r, "sha256", m.SHA256)
-			answer(w, http.StatusOK, stateOf(sw))
-		},
-		routeClearCandidate: func(w http.ResponseWriter, r *http.Request) {
-			m, _, ok := sw.Candidate()
+			m, ok := sw.Promote()
 			if !ok {
 				noCandidate(w, r)
 				return
 			}
-			sw.ClearCandidate()
 			api.AdminAuditAttr(r, "sha256", m.SHA256)
-			answer(w, http.StatusOK, stateOf(sw))
+			answer(w, http.StatusOK, modelState{Current: m})
+		},
+		routeClearCandidate: func(w http.ResponseWriter, r *http.Request) {
+			m, ok := sw.ClearCandidate()
+			if !ok {
+				noCandidate(w, r)
+				return
+			}
+			api.AdminAuditAttr(r, "sha256", m.SHA256)
+			answer(w, http.StatusOK, modelState{Current: sw.Model()})
 		},
 	}
 	for pattern, h := range routes {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -88,4 +89,56 @@ func TestModelAdminRoutes(t *testing.T) {
 		"model_change clear_candidate ok " + three,
 		"admin_action DELETE 200 " + three,
 	}, got[1:], "after the load of v1")
+}
+
+// Concurrent promotes and clears of one candidate: exactly one acts (200),
+// the others answer 409, and the audit record of the one names the
+// candidate it promoted or cleared.
+func TestModelAdminRoutesRace(t *testing.T) {
+	for _, route := range []struct{ method, path, current string }{
+		{http.MethodPost, "/admin/v1/model/candidate/promote", "v2"},
+		{http.MethodDelete, "/admin/v1/model/candidate", "v1"},
+	} {
+		t.Run(route.method, func(t *testing.T) {
+			trail := audit.NewMemory()
+			sw := rollout.New(namedScorer("v1"))
+			sw.SetCandidate(namedScorer("v2"), 0.5)
+			adm, err := api.NewAdmin(api.AdminConfig{TokenSHA256: sha256.Sum256([]byte("adm")), Audit: trail})
+			require.NoError(t, err)
+			require.NoError(t, registerModelAdmin(adm, sw))
+
+			const callers = 8
+			var wg sync.WaitGroup
+			answers := make(chan *httptest.ResponseRecorder, callers)
+			for range callers {
+				wg.Go(func() {
+					req := httptest.NewRequest(route.method, route.path, nil)
+					req.Header.Set("Authorization", "Bearer adm")
+					w := httptest.NewRecorder()
+					adm.ServeHTTP(w, req)
+					answers <- w
+				})
+			}
+			wg.Wait()
+			close(answers)
+			n := map[int]int{}
+			for w := range answers {
+				n[w.Code]++
+				if w.Code == http.StatusOK {
+					var st modelState
+					require.NoError(t, json.Unmarshal(w.Body.Bytes(), &st))
+					require.Equal(t, route.current, st.Current.Version)
+					require.Nil(t, st.Candidate)
+				}
+			}
+			require.Equal(t, map[int]int{http.StatusOK: 1, http.StatusConflict: callers - 1}, n)
+			var acted []string
+			for _, e := range trail.Events() {
+				if e.Outcome == "200" {
+					acted = append(acted, e.Attributes["sha256"])
+				}
+			}
+			require.Equal(t, []string{strings.Repeat("2", 64)}, acted)
+		})
+	}
 }

@@ -1,4 +1,6 @@
-// Package report formats benchmark numbers the same way in every harness.
+// Package report holds what the harnesses share: numbers formatted the same
+// way in every harness, the process's CPU time, and the Redis they use (the
+// command that starts it, a key prefix per run).
 package report
 
 import (
