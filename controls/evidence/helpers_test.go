@@ -27,8 +27,6 @@ func need(tb testing.TB, what string, ok bool, how string) {
 	tb.Skip(msg + " (skipped: CI is not set)")
 }
 
-func realRedis(tb testing.TB) *redis.Client { return redistest.Real(tb) }
-
 // miniRedis starts a miniredis server and a client for it.
 func miniRedis(tb testing.TB) *redis.Client {
 	tb.Helper()
@@ -49,7 +47,7 @@ func uniquePrefix(tb testing.TB, c redis.UniversalClient) string {
 // redisBackends runs f against miniredis and against the real redis-server.
 func redisBackends(t *testing.T, f func(t *testing.T, c *redis.Client)) {
 	t.Run("miniredis", func(t *testing.T) { f(t, miniRedis(t)) })
-	t.Run("redis-server", func(t *testing.T) { f(t, realRedis(t)) })
+	t.Run("redis-server", func(t *testing.T) { f(t, redistest.Real(t)) })
 }
 
 // gauges reads aether_control_status by control and the last-evaluated

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"time"
@@ -209,7 +210,7 @@ func probe(ctx context.Context, s Sealing) (live, bad, failed string) {
 // at random, which fails the control; persistence is reported, since a
 // Redis that keeps nothing loses every key on restart.
 func keyDurability(ctx context.Context, rdb redis.UniversalClient) (detail, bad string) {
-	cfg, err := rdb.ConfigGet(ctx, "*").Result()
+	cfg, err := configGet(ctx, rdb, "maxmemory", "maxmemory-policy", "appendonly", "save")
 	if err != nil {
 		return "data keys' Redis settings unknown (CONFIG GET: " + err.Error() + ")", ""
 	}
@@ -223,4 +224,24 @@ func keyDurability(ctx context.Context, rdb redis.UniversalClient) (detail, bad 
 		bad = fmt.Sprintf("the data keys' Redis may evict keys (maxmemory %s, maxmemory-policy %s): an evicted data key deletes its user's data; set maxmemory-policy noeviction", maxmemory, policy)
 	}
 	return detail, bad
+}
+
+// configGet reads the Redis settings names, one CONFIG GET each (before
+// Redis 7 it takes a single parameter) in one round trip; the error is the
+// first command's that failed.
+func configGet(ctx context.Context, rdb redis.UniversalClient, names ...string) (map[string]string, error) {
+	cmds := make([]*redis.MapStringStringCmd, len(names))
+	if _, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, name := range names {
+			cmds[i] = p.ConfigGet(ctx, name)
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	cfg := make(map[string]string, len(names))
+	for _, c := range cmds {
+		maps.Copy(cfg, c.Val())
+	}
+	return cfg, nil
 }

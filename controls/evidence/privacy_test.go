@@ -15,6 +15,7 @@ import (
 	"github.com/aetherai/aether/internal/redistest"
 	"github.com/aetherai/aether/keyring"
 	"github.com/aetherai/aether/operators"
+	"github.com/aetherai/aether/runner"
 	"github.com/aetherai/aether/runner/config"
 	"github.com/aetherai/aether/topology"
 )
@@ -26,7 +27,7 @@ type visit struct {
 // privacyTopology has a sealed personal source read by a processor (so a
 // sealed dead-letter topic), an impersonal output and, when leak is set, a
 // personal stream that is not sealed (and its dead letters).
-func privacyTopology(t *testing.T, leak bool) []topology.StreamSpec {
+func privacyTopology(t *testing.T, leak bool) *topology.Topology {
 	t.Helper()
 	top := topology.New("privacy")
 	raw := topology.NewStream("visits_raw", codec.JSON[visit](), topology.Personal("userId"), topology.Sealed())
@@ -41,22 +42,19 @@ func privacyTopology(t *testing.T, leak bool) []topology.StreamSpec {
 	}
 	topology.AddProcessor(top, "enrich", raw, nil, copyOp("enrich")).Emit(out)
 	require.NoError(t, top.Validate())
-	return top.Streams()
+	return top
 }
 
 const masterEnv = "AETHER_EVIDENCE_TEST_MASTER_KEY"
 
-// sealing is the control's input for the privacy section p, building the
-// keyring as runner.NewKeyring does on c.
-func sealing(streams []topology.StreamSpec, p config.Privacy, c redis.UniversalClient) evidence.Sealing {
-	return evidence.Sealing{Streams: streams, MasterKeyEnv: p.MasterKeyEnv, Prefix: p.Prefix(),
+// sealing is the control's input for top and the privacy section p, with
+// the keyring runner.NewKeyring builds on c.
+func sealing(top *topology.Topology, p config.Privacy, c redis.UniversalClient) evidence.Sealing {
+	cfg := &config.Config{Privacy: p}
+	return evidence.Sealing{Streams: top.Streams(), MasterKeyEnv: p.MasterKeyEnv, Prefix: p.Prefix(),
 		MasterKey: func() error { _, err := p.MasterKey(); return err },
 		Keyring: func(context.Context) (*keyring.Keyring, error) {
-			master, err := p.MasterKey()
-			if err != nil {
-				return nil, err
-			}
-			return keyring.New(keyring.Options{Redis: c, MasterKey: master, Prefix: p.Prefix(), TTL: 8 * 24 * time.Hour, CacheTTL: p.Cache()})
+			return runner.NewKeyring(cfg, c, top, nil)
 		}}
 }
 
@@ -64,7 +62,7 @@ func sealing(streams []topology.StreamSpec, p config.Privacy, c redis.UniversalC
 // end, and a privacy block with a 32-byte master key under that prefix.
 func privacyOn(t *testing.T) (*redis.Client, string, config.Privacy) {
 	t.Helper()
-	c := realRedis(t)
+	c := redistest.Real(t)
 	prefix := uniquePrefix(t, c)
 	t.Setenv(masterEnv, strings.Repeat("k", 32))
 	return c, prefix, config.Privacy{MasterKeyEnv: masterEnv, KeyPrefix: prefix}

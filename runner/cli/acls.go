@@ -153,6 +153,11 @@ func deriveACLs(cfg *config.Config) ([]acl.Binding, error) {
 	if err != nil {
 		return nil, err
 	}
+	return pipelineACLs(cfg, pl)
+}
+
+// pipelineACLs is deriveACLs for a pipeline already declared (declareAll).
+func pipelineACLs(cfg *config.Config, pl *pipeline.Pipeline) ([]acl.Binding, error) {
 	views := []string{pl.Sessionizer.Table().Name()}
 	access, err := pl.Topology.Access(views...)
 	if err != nil {

@@ -26,10 +26,11 @@ import (
 	es "github.com/aetherai/aether/audit/elasticsearch"
 	"github.com/aetherai/aether/controls/acl"
 	"github.com/aetherai/aether/controls/evidence"
+	"github.com/aetherai/aether/controls/topics"
+	"github.com/aetherai/aether/examples/recommendations/pipeline"
 	"github.com/aetherai/aether/keyring"
 	"github.com/aetherai/aether/model"
 	"github.com/aetherai/aether/model/approval"
-	"github.com/aetherai/aether/model/store"
 	"github.com/aetherai/aether/runner"
 	"github.com/aetherai/aether/runner/config"
 )
@@ -297,7 +298,9 @@ func buildEvidenceChecks(ctx context.Context, cfg *config.Config, ef evidenceFla
 		}
 		checks = append(checks, c)
 	}
-	checks = append(checks, personalDataSealed(cfg, rdb, rdbErr))
+	// The controls derived from the topology share one declaration.
+	pl, plErr := declareAll(cfg)
+	checks = append(checks, personalDataSealed(cfg, pl, plErr, rdb, rdbErr))
 
 	if cfg.Model.Manifest == "" {
 		skip("model_approval", "model.manifest is not set: no approved-models manifest to check the model against (model.sha256 pins it instead)")
@@ -310,15 +313,14 @@ func buildEvidenceChecks(ctx context.Context, cfg *config.Config, ef evidenceFla
 	}
 
 	if e := cfg.Audit.Elasticsearch; e.Enabled() {
-		prefix := e.IndexPrefix
-		if prefix == "" {
-			prefix = es.DefaultPrefix
-		}
+		prefix := e.IndexPrefix // config defaults it
+		// The connection (its password) is resolved once; an error in it is
+		// the control's at every evaluation.
+		opts, connErr := runner.ElasticsearchConn(e)
 		checks = append(checks, evidence.AuditTrailFunc("elasticsearch "+prefix+"-*", ef.auditMaxAge,
 			func(ctx context.Context) (audit.Report, time.Time, error) {
-				opts, err := runner.ElasticsearchConn(e)
-				if err != nil {
-					return audit.Report{}, time.Time{}, err
+				if connErr != nil {
+					return audit.Report{}, time.Time{}, connErr
 				}
 				rep, err := es.Verify(ctx, prefix, opts...)
 				return rep, rep.LastTime, err
@@ -338,14 +340,21 @@ func buildEvidenceChecks(ctx context.Context, cfg *config.Config, ef evidenceFla
 	checks = append(checks, evidence.DeletionReceipts(ef.receipts))
 
 	// What is declared is derived once; each evaluation reads the cluster.
-	wantACLs, aclErr := deriveACLs(cfg)
+	var (
+		wantACLs   []acl.Binding
+		wantTopics []topics.Topic
+	)
+	aclErr, topicsErr := plErr, plErr
+	if plErr == nil {
+		wantACLs, aclErr = pipelineACLs(cfg, pl)
+		wantTopics, topicsErr = topics.Derive(pl.Topology, cfg.Kafka.Partitions)
+	}
 	checks = append(checks, evidence.Drift("acl_drift", []string{"CC6.1", "CC6.3"}, func(ctx context.Context) (missing, excess []string, err error) {
 		if aclErr != nil {
 			return nil, nil, aclErr
 		}
 		return aclDrift(ctx, cfg, wantACLs)
 	}))
-	wantTopics, topicsErr := deriveTopics(cfg)
 	checks = append(checks, evidence.Drift("topic_drift", []string{"C1.2", "P4.2", "PI1.5"}, func(ctx context.Context) (missing, excess []string, err error) {
 		if topicsErr != nil {
 			return nil, nil, topicsErr
@@ -359,26 +368,25 @@ func buildEvidenceChecks(ctx context.Context, cfg *config.Config, ef evidenceFla
 	return checks, skipped, closeAll
 }
 
-// personalDataSealed is the crypto-shredding control on cfg's topology:
-// its probe builds the keyring runner run builds (runner.NewKeyring) on rdb,
+// personalDataSealed is the crypto-shredding control on the topology of
+// pl, cfg's pipeline (declareAll; declErr when it cannot be declared): its
+// probe builds the keyring runner run builds (runner.NewKeyring) on rdb,
 // the Redis connection of the other controls (rdbErr when it failed).
-func personalDataSealed(cfg *config.Config, rdb *redis.Client, rdbErr error) evidence.Check {
-	pl, err := declareAll(cfg)
+func personalDataSealed(cfg *config.Config, pl *pipeline.Pipeline, declErr error, rdb *redis.Client, rdbErr error) evidence.Check {
 	s := evidence.Sealing{MasterKeyEnv: cfg.Privacy.MasterKeyEnv, Prefix: cfg.Privacy.Prefix(),
 		MasterKey: func() error { _, err := cfg.Privacy.MasterKey(); return err },
+		// Called only with sealing on, which the configuration allows only
+		// with redis.addr set: rdb is connected unless rdbErr says why not.
 		Keyring: func(context.Context) (*keyring.Keyring, error) {
-			switch {
-			case rdbErr != nil:
+			if rdbErr != nil {
 				return nil, fmt.Errorf("cannot connect to Redis: %w", rdbErr)
-			case rdb == nil:
-				return nil, errors.New("redis.addr is not set: no Redis holds the data keys")
 			}
 			return runner.NewKeyring(cfg, rdb, pl.Topology, nil)
 		}}
-	if err != nil {
+	if declErr != nil {
 		// Still a control: the topology's error is in the report.
 		c := evidence.PersonalDataSealed(s)
-		why := "the topology cannot be declared: " + err.Error()
+		why := "the topology cannot be declared: " + declErr.Error()
 		c.Run = func(context.Context) evidence.Result {
 			return evidence.Result{Status: evidence.StatusError, Declared: "every stream with personal fields is sealed per user",
 				Live: "unknown", Why: why}
@@ -490,30 +498,24 @@ func esEndpoint(e config.AuditElasticsearch) evidence.Endpoint {
 // loadModel picks at start; the newest version when none is approved (the
 // control then fails on it).
 func newestApproved(ctx context.Context, cfg *config.Config) (string, string, error) {
-	versions, err := store.Versions(ctx, cfg.Model.URI)
+	m, _ := approval.Load(cfg.Model.Manifest) // a missing manifest approves nothing
+	meta, _, err := newestAcceptable(ctx, cfg.Model.URI,
+		func(source string) (model.Metadata, error) {
+			_, meta, err := fetchModel(ctx, cfg, source, true, slog.New(slog.DiscardHandler))
+			return meta, err
+		},
+		func(meta model.Metadata, err error) bool {
+			switch {
+			case err != nil:
+				return true // the walk ends on it
+			case m == nil:
+				return false
+			}
+			_, err = m.Check(meta.SHA256)
+			return err == nil
+		})
 	if err != nil {
 		return "", "", err
 	}
-	if len(versions) == 0 {
-		_, _, err := store.Latest(ctx, cfg.Model.URI) // its NotFoundError
-		return "", "", err
-	}
-	m, _ := approval.Load(cfg.Model.Manifest) // a missing manifest approves nothing
-	prefix, _ := store.ParseURI(cfg.Model.URI)
-	var newest model.Metadata
-	for i := len(versions) - 1; i >= 0 && i >= len(versions)-maxFallbackVersions; i-- {
-		_, meta, err := fetchModel(ctx, cfg, prefix.Join(versions[i]).String(), true, slog.New(slog.DiscardHandler))
-		if err != nil {
-			return "", "", err
-		}
-		if i == len(versions)-1 {
-			newest = meta
-		}
-		if m != nil {
-			if _, err := m.Check(meta.SHA256); err == nil {
-				return meta.SHA256, meta.Version, nil
-			}
-		}
-	}
-	return newest.SHA256, newest.Version, nil
+	return meta.SHA256, meta.Version, nil
 }

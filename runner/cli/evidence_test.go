@@ -384,3 +384,37 @@ func dropLines(t *testing.T, path string, drop func(line string) bool) {
 	}
 	require.NoError(t, os.WriteFile(path, []byte(strings.Join(kept, "\n")), 0o600))
 }
+
+// With a versioned model.uri (model.pollInterval), model_approval judges
+// the version runner run starts on: the newest approved one, else the
+// newest one.
+func TestEvidenceModelApprovalOnAVersionedURI(t *testing.T) {
+	dir := t.TempDir()
+	manifest, published, metas := publishVersions(t, dir)
+	modelApproval := func(uri, manifest string) evidence.Control {
+		t.Helper()
+		cfg := writeRunConfig(t, dir, "uri: "+uri, "manifest: "+manifest, "pollInterval: 1m", "cacheDir: "+filepath.Join(dir, "cache"))
+		out := filepath.Join(t.TempDir(), "report.json")
+		code, _, stderr := run("evidence", "-c", cfg, "-o", out, "--timeout", "2s")
+		require.Equal(t, 1, code, "Kafka and Redis are not there")
+		_, byID := readReport(t, out)
+		require.Contains(t, byID, "model_approval", stderr)
+		return byID["model_approval"]
+	}
+
+	c := modelApproval(published, manifest)
+	require.Equal(t, evidence.StatusPass, c.Status, c.Why)
+	require.Equal(t, "serving version v2, sha256 "+metas[1].SHA256, c.Live)
+	require.True(t, strings.HasPrefix(c.Why, "approved by alice under ticket CHG-v2 at "), c.Why)
+
+	// Nothing approved: the newest version, which fails.
+	c = modelApproval(published, filepath.Join(dir, "empty.json"))
+	require.Equal(t, evidence.StatusFail, c.Status, c.Why)
+	require.Equal(t, "serving version v3, sha256 "+metas[2].SHA256, c.Live)
+
+	// No version published: store.Latest's error.
+	empty := "file://" + filepath.Join(dir, "unpublished")
+	c = modelApproval(empty, manifest)
+	require.Equal(t, evidence.StatusError, c.Status)
+	require.Equal(t, "the served model is unknown: store: "+empty+": no model version (no <version>/metadata.json below it)", c.Why)
+}

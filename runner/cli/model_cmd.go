@@ -221,35 +221,63 @@ func loadModel(ctx context.Context, cfg *config.Config, reg prometheus.Registere
 	// not approved yet is refused (and audited) and the one before it is
 	// tried, so that publishing a version ahead of its approval does not
 	// stop a restart; the poller swaps it in once it is approved.
-	versions, err := store.Versions(ctx, cfg.Model.URI)
-	if err == nil && len(versions) == 0 {
-		_, _, err = store.Latest(ctx, cfg.Model.URI) // its NotFoundError
-	}
-	if err != nil {
+	var refusedNewer bool
+	l, source, err := newestAcceptable(ctx, cfg.Model.URI,
+		func(source string) (*model.Loaded, error) {
+			return loadModelFrom(ctx, cfg, source, true, cfg.Model.SHA256, reg, log)
+		},
+		func(_ *model.Loaded, err error) bool {
+			_, refused := errors.AsType[*approval.NotApprovedError](err)
+			refusedNewer = refusedNewer || refused
+			return !refused
+		})
+	switch {
+	case source == "":
 		return nil, fmt.Errorf("model.uri %s (a versioned prefix, as model.pollInterval is set): %w", cfg.Model.URI, err)
+	case err == nil && refusedNewer:
+		log.Warn("serving an older approved model: the newest version is not approved yet",
+			"event", approval.EventModelChange, "action", "load", "outcome", "fallback", "source", source)
 	}
-	prefix, _ := store.ParseURI(cfg.Model.URI) // parsed by Versions
-	var newest error
-	for i := len(versions) - 1; i >= 0 && i >= len(versions)-maxFallbackVersions; i-- {
-		source := prefix.Join(versions[i]).String()
-		l, err := loadModelFrom(ctx, cfg, source, true, cfg.Model.SHA256, reg, log)
-		if _, refused := errors.AsType[*approval.NotApprovedError](err); !refused {
-			if err == nil && newest != nil {
-				log.Warn("serving an older approved model: the newest version is not approved yet",
-					"event", approval.EventModelChange, "action", "load", "outcome", "fallback", "source", source)
-			}
-			return l, err
-		}
-		if newest == nil {
-			newest = err
-		}
-	}
-	return nil, newest
+	return l, err
 }
 
 // maxFallbackVersions bounds how many versions loadModel tries, newest
 // first, to find an approved one at start.
 const maxFallbackVersions = 20
+
+// newestAcceptable walks the last maxFallbackVersions versions of the
+// versioned store prefix uri, newest first: it fetches each version's
+// source with fetch and returns the first result acceptable takes (an
+// error may be one, ending the walk), else the newest version's. source
+// is the version returned, empty when uri's versions cannot be listed (err
+// then says why; an empty prefix is store.Latest's NotFoundError).
+func newestAcceptable[T any](ctx context.Context, uri string, fetch func(source string) (T, error),
+	acceptable func(v T, err error) bool) (v T, source string, err error) {
+	versions, err := store.Versions(ctx, uri)
+	if err == nil && len(versions) == 0 {
+		_, _, err = store.Latest(ctx, uri) // its NotFoundError
+	}
+	if err != nil {
+		return v, "", err
+	}
+	prefix, _ := store.ParseURI(uri) // parsed by Versions
+	var (
+		newest       T
+		newestSource string
+		newestErr    error
+	)
+	for i := len(versions) - 1; i >= 0 && i >= len(versions)-maxFallbackVersions; i-- {
+		source := prefix.Join(versions[i]).String()
+		v, err := fetch(source)
+		if acceptable(v, err) {
+			return v, source, err
+		}
+		if i == len(versions)-1 {
+			newest, newestSource, newestErr = v, source, err
+		}
+	}
+	return newest, newestSource, newestErr
+}
 
 // fetchModel fetches source (a store URI when isURI, else a local
 // directory) into the model cache and checks it: model.onnx must have the

@@ -265,17 +265,7 @@ func TestRunStartsOnTheNewestApprovedVersion(t *testing.T) {
 	needRuntime(t)
 	dir := t.TempDir()
 	t.Chdir(dir) // runner run writes its audit trail here
-	manifest := filepath.Join(dir, "approved.json")
-	published := "file://" + filepath.Join(dir, "published")
-	var metas []model.Metadata
-	for i, v := range []string{"v1", "v2", "v3"} {
-		metas = append(metas, storetest.Model(t, filepath.Join(dir, v), v, i+1))
-		require.NoError(t, store.Put(context.Background(), filepath.Join(dir, v), published+"/"+v))
-	}
-	for _, v := range []string{"v1", "v2"} {
-		code, _, stderr := run("model", "approve", published+"/"+v, "--by", "alice", "--ticket", "CHG-"+v, "--manifest", manifest)
-		require.Equal(t, 0, code, stderr)
-	}
+	manifest, published, metas := publishVersions(t, dir)
 	cfg := writeRunConfig(t, dir, "uri: "+published, "manifest: "+manifest, "pollInterval: 1m", "cacheDir: "+filepath.Join(dir, "cache"))
 	code, _, stderr := run("run", "-c", cfg)
 	require.Equal(t, 1, code, "stops at Redis, which is not there")
@@ -291,4 +281,22 @@ func TestRunStartsOnTheNewestApprovedVersion(t *testing.T) {
 	code, _, stderr = run("run", "-c", cfg)
 	require.Equal(t, 1, code)
 	require.Contains(t, stderr, "runner: model sha256 "+metas[2].SHA256+" (version v3)")
+}
+
+// publishVersions publishes models v1, v2 and v3 under dir's "published"
+// prefix and approves v1 and v2 in dir's approved.json; it returns the
+// manifest, the prefix's URI and the three models' metadata.
+func publishVersions(t *testing.T, dir string) (manifest, published string, metas []model.Metadata) {
+	t.Helper()
+	manifest = filepath.Join(dir, "approved.json")
+	published = "file://" + filepath.Join(dir, "published")
+	for i, v := range []string{"v1", "v2", "v3"} {
+		metas = append(metas, storetest.Model(t, filepath.Join(dir, v), v, i+1))
+		require.NoError(t, store.Put(context.Background(), filepath.Join(dir, v), published+"/"+v))
+	}
+	for _, v := range []string{"v1", "v2"} {
+		code, _, stderr := run("model", "approve", published+"/"+v, "--by", "alice", "--ticket", "CHG-"+v, "--manifest", manifest)
+		require.Equal(t, 0, code, stderr)
+	}
+	return manifest, published, metas
 }
