@@ -85,7 +85,15 @@ func EnsureTopic(ctx context.Context, addrs []string, cfg *sarama.Config, spec T
 		return err
 	}
 	defer admin.Close()
+	return Ensure(ctx, admin, spec)
+}
 
+// Ensure is EnsureTopic on an open admin client, for callers that create
+// many topics over one connection. If ctx ends first, admin is closed.
+func Ensure(ctx context.Context, admin sarama.ClusterAdmin, spec TopicSpec) error {
+	if err := spec.validate(); err != nil {
+		return err
+	}
 	detail := &sarama.TopicDetail{
 		NumPartitions:     spec.Partitions,
 		ReplicationFactor: 1,
@@ -94,7 +102,7 @@ func EnsureTopic(ctx context.Context, addrs []string, cfg *sarama.Config, spec T
 	if detail.NumPartitions == 0 {
 		detail.NumPartitions = -1 // broker default (CreateTopics v4+)
 	}
-	err = withCtx(ctx, admin, func() error {
+	err := withCtx(ctx, admin, func() error {
 		return admin.CreateTopic(spec.Name, detail, false)
 	})
 	if err == nil {

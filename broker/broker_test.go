@@ -278,6 +278,31 @@ func TestTopicAdmin(t *testing.T) {
 	}
 }
 
+// Ensure and Describe work over one open admin client, as EnsureTopic and
+// DescribeTopic do over their own.
+func TestEnsureOnOpenAdmin(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t)
+	ctx := testCtx(t, 30*time.Second)
+	admin, err := NewAdmin(ctx, b.Addrs(), SaramaConfig("admin-test"))
+	require.NoError(t, err)
+	defer admin.Close()
+
+	week := TopicSpec{Name: "events", Partitions: 4, Retention: 7 * 24 * time.Hour}
+	table := TopicSpec{Name: "group-table", Partitions: 2, Retention: -time.Millisecond, Compacted: true}
+	for _, spec := range []TopicSpec{week, table} {
+		require.NoError(t, Ensure(ctx, admin, spec))
+		got, err := Describe(ctx, admin, spec.Name)
+		require.NoError(t, err)
+		assert.Equal(t, spec, got)
+	}
+	require.NoError(t, Ensure(ctx, admin, TopicSpec{Name: "events"}))
+	err = Ensure(ctx, admin, TopicSpec{Name: "events", Partitions: 8})
+	require.ErrorIs(t, err, ErrPartitionMismatch)
+	assert.Contains(t, err.Error(), `"events" has 4 partitions, want 8`)
+	assert.Error(t, Ensure(ctx, admin, TopicSpec{}))
+}
+
 func TestAdminContext(t *testing.T) {
 	cfg := SaramaConfig("ctx-test")
 	ctx, cancel := context.WithCancel(context.Background())

@@ -17,13 +17,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/aetherai/aether/audit"
 	"github.com/aetherai/aether/broker"
 	"github.com/aetherai/aether/clickstream"
 	"github.com/aetherai/aether/event"
+	"github.com/aetherai/aether/internal/redistest"
 	"github.com/aetherai/aether/model"
 	"github.com/aetherai/aether/recommend"
 )
@@ -108,20 +108,24 @@ func start(t *testing.T, bin string, env []string, args ...string) *process {
 	return p
 }
 
-// waitLine waits for a line containing want and returns it.
-func (p *process) waitLine(t *testing.T, want string, within time.Duration) string {
+// waitLine waits for a line containing want and returns it. Every line
+// read is appended to *seen, if seen is not nil: a test that checks the
+// whole output keeps it across calls. A timeout shows the lines seen.
+func (p *process) waitLine(t *testing.T, want string, within time.Duration, seen *[]string) string {
 	t.Helper()
+	if seen == nil {
+		seen = new([]string)
+	}
 	deadline := time.After(within)
-	var seen []string
 	for {
 		select {
 		case line := <-p.out.ch:
-			seen = append(seen, line)
+			*seen = append(*seen, line)
 			if strings.Contains(line, want) {
 				return line
 			}
 		case <-deadline:
-			t.Fatalf("no line with %q within %s; output:\n%s", want, within, strings.Join(seen, "\n"))
+			t.Fatalf("no line with %q within %s; output:\n%s", want, within, strings.Join(*seen, "\n"))
 		}
 	}
 }
@@ -203,10 +207,7 @@ func get(t *testing.T, url, key string) (int, []byte) {
 func TestRunnerEndToEnd(t *testing.T) {
 	_, kcatErr := exec.LookPath("kcat")
 	need(t, "kcat", kcatErr == nil, "apt-get install -y kcat")
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
-	defer rdb.Close()
-	need(t, "redis-server on 127.0.0.1:6379", rdb.Ping(context.Background()).Err() == nil,
-		`redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no`)
+	rdb := redistest.Real(t)
 	needONNX(t)
 
 	bin := buildRunner(t)
@@ -225,7 +226,7 @@ func TestRunnerEndToEnd(t *testing.T) {
 	env := []string{"E2E_KEY=" + key}
 
 	b := start(t, bin, nil, "broker", "--listen", brokerAddr, "--partitions", "4")
-	b.waitLine(t, "broker listening", 30*time.Second)
+	b.waitLine(t, "broker listening", 30*time.Second, nil)
 
 	// A model whose SHA-256 is not the pinned one is refused at start.
 	bad := writeConfig(t, t.TempDir(), brokerAddr, freePort(t), modelDir, strings.Repeat("0", 64), prefix)
@@ -238,9 +239,9 @@ func TestRunnerEndToEnd(t *testing.T) {
 
 	cfgPath := writeConfig(t, dir, brokerAddr, httpAddr, modelDir, sha, prefix)
 	r := start(t, bin, env, "run", "-c", cfgPath, "--audit-file", filepath.Join(dir, "audit.jsonl"))
-	r.waitLine(t, "pipeline running", 90*time.Second)
+	r.waitLine(t, "pipeline running", 90*time.Second, nil)
 	base := "http://" + httpAddr
-	adminLine := r.waitLine(t, "admin API on http://", 10*time.Second)
+	adminLine := r.waitLine(t, "admin API on http://", 10*time.Second, nil)
 	adminBase := adminLine[strings.Index(adminLine, "http://"):]
 
 	// Events from a real Kafka client, malformed ones among them.
@@ -387,7 +388,7 @@ func TestDemoAnswersWithModelScoredItems(t *testing.T) {
 	d := start(t, bin, nil, "demo", "--http", httpAddr, "--api-key", "demo-key", "--rate", "200",
 		"--audit-file", filepath.Join(t.TempDir(), "audit.jsonl"))
 	var lines []string
-	line := d.demoWaitLine(t, "/v1/recommendations/", 60*time.Second, &lines)
+	line := d.waitLine(t, "/v1/recommendations/", 60*time.Second, &lines)
 	url := strings.Fields(line)[len(strings.Fields(line))-1]
 	require.True(t, strings.HasPrefix(url, "http://"+httpAddr+"/v1/recommendations/user_"), line)
 	all := strings.Join(lines, "\n")
@@ -421,27 +422,10 @@ func TestDemoAnswersWithModelScoredItems(t *testing.T) {
 	require.Regexp(t, `(?m)^aether_records_total\{outcome="dead_lettered",processor="recommender",topic="user_features_processed"\} 0$`, string(body))
 
 	require.NoError(t, d.cmd.Process.Signal(os.Interrupt))
-	d.demoWaitLine(t, "stopped cleanly", 30*time.Second, &lines)
+	d.waitLine(t, "stopped cleanly", 30*time.Second, &lines)
 	all = strings.Join(lines, "\n")
 	require.NotContains(t, all, "no sealer is configured", "the demo runs with sealing on")
 	require.NotContains(t, all, "demo clickstream:", "the API accepts the demo's clickstream")
-}
-
-// demoWaitLine is waitLine keeping every line read in seen.
-func (p *process) demoWaitLine(t *testing.T, want string, within time.Duration, seen *[]string) string {
-	t.Helper()
-	deadline := time.After(within)
-	for {
-		select {
-		case line := <-p.out.ch:
-			*seen = append(*seen, line)
-			if strings.Contains(line, want) {
-				return line
-			}
-		case <-deadline:
-			t.Fatalf("no line with %q within %s; output:\n%s", want, within, strings.Join(*seen, "\n"))
-		}
-	}
 }
 
 // TestDemoWritesAVerifiableAuditTrail runs `runner demo`, makes a known
@@ -454,8 +438,8 @@ func TestDemoWritesAVerifiableAuditTrail(t *testing.T) {
 	trail := filepath.Join(t.TempDir(), "demo-audit.jsonl")
 	d := start(t, bin, nil, "demo", "--http", httpAddr, "--api-key", "demo-key", "--rate", "0",
 		"--history", "5000", "--audit-file", trail)
-	d.waitLine(t, "audit trail: "+trail, 60*time.Second)
-	d.waitLine(t, "Ctrl-C stops the demo", 60*time.Second)
+	d.waitLine(t, "audit trail: "+trail, 60*time.Second, nil)
+	d.waitLine(t, "Ctrl-C stops the demo", 60*time.Second, nil)
 	base := "http://" + httpAddr
 	requests := 0
 	for _, path := range []string{"/v1/recommendations/user_1?k=5", "/v1/features/user_2", "/healthz", "/readyz"} {
@@ -478,7 +462,7 @@ func TestDemoWritesAVerifiableAuditTrail(t *testing.T) {
 		return code == http.StatusOK
 	}, 30*time.Second, 100*time.Millisecond, "the sessionizer has the event")
 	require.NoError(t, d.cmd.Process.Signal(os.Interrupt))
-	d.waitLine(t, "stopped cleanly", 30*time.Second)
+	d.waitLine(t, "stopped cleanly", 30*time.Second, nil)
 
 	_, err = audit.VerifyFile(trail)
 	require.NoError(t, err, "the demo's trail verifies")

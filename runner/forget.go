@@ -1,18 +1,17 @@
 package runner
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/aetherai/aether/audit"
-	es "github.com/aetherai/aether/audit/elasticsearch"
 	"github.com/aetherai/aether/broker"
 	"github.com/aetherai/aether/controls/forget"
 	"github.com/aetherai/aether/examples/recommendations/pipeline"
@@ -53,12 +52,23 @@ type ForgetParts struct {
 	DataKeys *keyring.Keyring
 }
 
-// ForgetStores returns the stores the reference pipeline writes, in the
+// ForgetConfig returns the deletion configuration of the reference
+// pipeline: the receipts directory, whether its stores know users by
+// pseudonym (privacy.masterKeyEnv), and the stores it writes, in the
 // order a deletion runs them: the feature store (through the processors),
 // Redis, the raw and processed topics, the dead-letter topics and the
 // stateful processors' loopback topics (timer ticks keyed by the user; all
-// by retention), then the audit trail (the file, or Elasticsearch).
-func ForgetStores(p ForgetParts) ([]forget.Store, error) {
+// by retention), then the audit trail (the file, or Elasticsearch). The
+// caller sets Audit, Actor and Progress.
+func ForgetConfig(p ForgetParts) (forget.Config, error) {
+	stores, err := forgetStores(p)
+	if err != nil {
+		return forget.Config{}, err
+	}
+	return forget.Config{Stores: stores, ReceiptsDir: p.Config.ReceiptsDir(), KeyedBySubject: p.Config.Privacy.Sealing()}, nil
+}
+
+func forgetStores(p ForgetParts) ([]forget.Store, error) {
 	wait, err := p.Config.Forget.Wait()
 	if err != nil {
 		return nil, err
@@ -77,14 +87,12 @@ func ForgetStores(p ForgetParts) ([]forget.Store, error) {
 	scan := func(ctx context.Context, topic string) ([]*sarama.ConsumerMessage, error) {
 		return broker.Consume(ctx, p.Brokers, p.Kafka("aether-forget-scan"), topic)
 	}
-	retention := func(ctx context.Context, topic string) (time.Duration, error) {
-		spec, err := broker.DescribeTopic(ctx, p.Brokers, p.Kafka("aether-forget-scan"), topic)
-		return spec.Retention, err
-	}
+	rr := &retentionReader{brokers: p.Brokers, kafka: p.Kafka}
+	retention, release := rr.Retention, rr.Release
 	for _, s := range []string{p.Pipeline.Raw.Name(), p.Pipeline.Features.Name()} {
-		stores = append(stores, &forget.Retained{StoreName: "topic:" + s, Topics: []string{s}, Scan: scan, Retention: retention, Timeout: wait, Open: open})
+		stores = append(stores, &forget.Retained{StoreName: "topic:" + s, Topics: []string{s}, Scan: scan, Retention: retention, Release: release, Timeout: wait, Open: open})
 	}
-	stores = append(stores, &forget.Retained{StoreName: "dead-letters", Topics: p.Pipeline.Topology.DeadLetterTopics(), Scan: scan, Retention: retention, Timeout: wait, Open: open})
+	stores = append(stores, &forget.Retained{StoreName: "dead-letters", Topics: p.Pipeline.Topology.DeadLetterTopics(), Scan: scan, Retention: retention, Release: release, Timeout: wait, Open: open})
 	var loops []string
 	for _, sp := range p.Pipeline.Topology.Processors() {
 		if sp.Table != nil {
@@ -94,17 +102,17 @@ func ForgetStores(p ForgetParts) ([]forget.Store, error) {
 	if len(loops) > 0 {
 		// Timer ticks: the user id as key, no value.
 		note := "timer ticks carry the user id as key and no value; they expire with the topic's retention"
-		if p.DataKeys != nil {
+		if p.Config.Privacy.Sealing() {
 			note = "timer ticks carry the user's pseudonym as key and no value; they expire with the topic's retention"
 		}
-		stores = append(stores, &forget.Retained{StoreName: "loopback", Topics: loops, Scan: scan, Retention: retention, Timeout: wait, Note: note})
+		stores = append(stores, &forget.Retained{StoreName: "loopback", Topics: loops, Scan: scan, Retention: retention, Release: release, Timeout: wait, Note: note})
 	}
 	if e := p.Config.Audit.Elasticsearch; e.Enabled() {
 		conn, err := ElasticsearchConn(e)
 		if err != nil {
 			return nil, err
 		}
-		stores = append(stores, &forget.AuditElasticsearch{Prefix: cmp.Or(e.IndexPrefix, es.DefaultPrefix), Conn: conn})
+		stores = append(stores, &forget.AuditElasticsearch{Prefix: e.IndexPrefix, Conn: conn})
 	} else {
 		a := &forget.AuditFile{Path: p.Config.Audit.File, Sink: p.AuditSink}
 		if a.Sink != nil {
@@ -113,6 +121,50 @@ func ForgetStores(p ForgetParts) ([]forget.Store, error) {
 		stores = append(stores, a)
 	}
 	return stores, nil
+}
+
+// retentionReader reads the topics' retention.ms over one admin client,
+// opened at a store's first topic and closed by Release once the store's
+// deletion has read them all. A failed call drops the client (one whose
+// context ended is closed) and the next topic opens another.
+type retentionReader struct {
+	brokers []string
+	kafka   func(clientID string) *sarama.Config
+
+	mu    sync.Mutex
+	admin sarama.ClusterAdmin
+}
+
+// Retention is broker.DescribeTopic's retention over the open client.
+func (r *retentionReader) Retention(ctx context.Context, topic string) (time.Duration, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.admin == nil {
+		admin, err := broker.NewAdmin(ctx, r.brokers, r.kafka("aether-forget-scan"))
+		if err != nil {
+			return 0, err
+		}
+		r.admin = admin
+	}
+	spec, err := broker.Describe(ctx, r.admin, topic)
+	if err != nil && !errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
+		r.closeLocked()
+	}
+	return spec.Retention, err
+}
+
+// Release closes the client, if open.
+func (r *retentionReader) Release() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closeLocked()
+}
+
+func (r *retentionReader) closeLocked() {
+	if r.admin != nil {
+		_ = r.admin.Close()
+		r.admin = nil
+	}
 }
 
 // startForget registers the forget route on the running pipeline's admin
@@ -135,12 +187,12 @@ func startForget(run *Running, p Parts, brokers []string, kafkaAs kafkaConfigs, 
 	}
 	fp.AuditSink, _ = p.Audit.(*audit.FileSink)
 	fp.DataKeys = run.keys
-	stores, err := ForgetStores(fp)
+	fc, err := ForgetConfig(fp)
 	if err != nil {
 		return err
 	}
-	f, err := forget.New(forget.Config{Stores: stores, ReceiptsDir: p.Config.ReceiptsDir(), Audit: p.Audit, Actor: api.AdminActor,
-		KeyedBySubject: p.Config.Privacy.Sealing()})
+	fc.Audit, fc.Actor = p.Audit, api.AdminActor
+	f, err := forget.New(fc)
 	if err != nil {
 		return err
 	}

@@ -134,14 +134,14 @@ type TopicReceipt struct {
 	Error     string     `json:"error,omitempty"`
 }
 
-// Request is one deletion request.
+// Request is one deletion request. It does not carry the user id: the
+// stores know the user by Key and Subject only.
 type Request struct {
-	// UserID is the user to forget (as in events' userId).
-	UserID string
 	// Subject is the user's pseudonym in the audit trail.
 	Subject string
 	// Key is the user's key in Kafka, tables and Redis: Subject when the
-	// stores know users by pseudonym (Config.KeyedBySubject), else UserID.
+	// stores know users by pseudonym (Config.KeyedBySubject), else the
+	// user id (as in events' userId).
 	Key string
 	// ID names the request; Forget sets it.
 	ID string
@@ -270,7 +270,7 @@ func (f *Forgetter) Forget(ctx context.Context, userID, subject string) (Receipt
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	started := f.cfg.Now().UTC()
-	req := &Request{UserID: userID, Subject: subject, Key: userID, ID: newID(started)}
+	req := &Request{Subject: subject, Key: userID, ID: newID(started)}
 	if f.cfg.KeyedBySubject {
 		req.Key = subject
 	}

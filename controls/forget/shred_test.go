@@ -40,7 +40,7 @@ func TestRetainedSealedTopics(t *testing.T) {
 		r := &forget.Retained{StoreName: "topic:t", Topics: []string{"t"}, Open: open,
 			Scan:      func(context.Context, string) ([]*sarama.ConsumerMessage, error) { return msgs, nil },
 			Retention: func(context.Context, string) (time.Duration, error) { return week, nil }}
-		d, err := r.Find(ctx, &forget.Request{UserID: "alice", Key: alice})
+		d, err := r.Find(ctx, &forget.Request{Key: alice})
 		require.NoError(t, err)
 		return d(ctx, func(string, ...any) {})
 	}
@@ -61,4 +61,26 @@ func TestRetainedSealedTopics(t *testing.T) {
 	got = run(down, sealed)
 	require.Equal(t, forget.StatusFailed, got.Status)
 	require.Equal(t, "t: offset 0 of partition 0 could not be tried: keyring: read key: connection refused", got.Error)
+}
+
+// Release is called once per deletion, after every topic was read.
+func TestRetainedRelease(t *testing.T) {
+	ctx := t.Context()
+	var described []string
+	released := 0
+	r := &forget.Retained{StoreName: "dead-letters", Topics: []string{"a.dlq", "b.dlq"},
+		Scan: func(context.Context, string) ([]*sarama.ConsumerMessage, error) { return nil, nil },
+		Retention: func(_ context.Context, topic string) (time.Duration, error) {
+			require.Zero(t, released, "Retention after Release")
+			described = append(described, topic)
+			return week, nil
+		},
+		Release: func() { released++ }}
+	d, err := r.Find(ctx, &forget.Request{Key: alice})
+	require.NoError(t, err)
+	require.Zero(t, released, "Find released")
+	got := d(ctx, func(string, ...any) {})
+	require.Equal(t, forget.StatusExpires, got.Status, got.Error)
+	require.Equal(t, []string{"a.dlq", "b.dlq"}, described)
+	require.Equal(t, 1, released)
 }

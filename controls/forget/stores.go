@@ -230,6 +230,10 @@ type Retained struct {
 	// negative for unlimited; an error wrapping
 	// sarama.ErrUnknownTopicOrPartition means the topic does not exist.
 	Retention func(ctx context.Context, topic string) (time.Duration, error)
+	// Release, if set, is called once a deletion has read every topic:
+	// Retention may keep a connection open from one topic to the next
+	// (one admin client for all of them) and close it there.
+	Release func()
 	// Timeout bounds each scan (default one minute).
 	Timeout time.Duration
 	// Note replaces the receipt's default note.
@@ -259,6 +263,9 @@ func (r *Retained) Find(ctx context.Context, req *Request) (Deletion, error) {
 			sr.Status = StatusShredded
 			sr.Method = "the user's records are sealed with the user's data key, destroyed by this request: each is counted and tried, and none opens; they expire by the topic's retention.ms"
 			sr.Note = r.Note
+		}
+		if r.Release != nil {
+			defer r.Release()
 		}
 		var total, readable int64
 		var errs []string

@@ -196,7 +196,7 @@ func Apply(ctx context.Context, addrs []string, cfg *sarama.Config, want []Topic
 		}
 		w := byName[p.Topic]
 		if p.Reason == reasonMissing {
-			if err := broker.EnsureTopic(ctx, addrs, cfg, w.TopicSpec); err != nil {
+			if err := broker.Ensure(ctx, admin, w.TopicSpec); err != nil {
 				return fixed, err
 			}
 			done[p.Topic] = true

@@ -72,11 +72,8 @@ func openAuditSink(out io.Writer, cfg config.AuditConf, fileFlag string, reg pro
 	for _, c := range conn {
 		opts = append(opts, c)
 	}
-	prefix := es.DefaultPrefix
-	if e.IndexPrefix != "" { // set unless the configuration was not defaulted
-		prefix = e.IndexPrefix
-		opts = append(opts, es.IndexPrefix(prefix))
-	}
+	prefix := e.IndexPrefix
+	opts = append(opts, es.IndexPrefix(prefix))
 	if e.Retention != 0 {
 		opts = append(opts, es.Retention(e.Retention))
 	}

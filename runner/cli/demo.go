@@ -5,13 +5,12 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"iter"
 	"log/slog"
 	"net/http"
@@ -29,6 +28,7 @@ import (
 	"github.com/aetherai/aether/clickstream"
 	"github.com/aetherai/aether/event"
 	"github.com/aetherai/aether/examples/recommendations/pipeline"
+	"github.com/aetherai/aether/internal/tlsfiles"
 	"github.com/aetherai/aether/model"
 	"github.com/aetherai/aether/operators/cache"
 	"github.com/aetherai/aether/runner"
@@ -275,15 +275,16 @@ func history(gen *clickstream.Generator, n int) iter.Seq[event.Event] {
 func demoClient(certFile string, useTLS bool) (*http.Client, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	if useTLS {
-		pem, err := os.ReadFile(certFile)
+		c, err := tlsfiles.Client(certFile, "", "")
 		if err != nil {
-			return nil, fmt.Errorf("demo clickstream: %w", err)
-		}
-		roots := x509.NewCertPool()
-		if !roots.AppendCertsFromPEM(pem) {
+			// The demo has no caFile setting: name the certificate.
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				return nil, fmt.Errorf("demo clickstream: %w", pe)
+			}
 			return nil, fmt.Errorf("demo clickstream: no PEM certificate in %s", certFile)
 		}
-		tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+		tr.TLSClientConfig = c
 	}
 	return &http.Client{Transport: tr, Timeout: 10 * time.Second}, nil
 }

@@ -185,12 +185,12 @@ func forgetUser(ctx context.Context, progress io.Writer, cfg *config.Config, use
 			fp.AuditSink, trail = s, s
 		}
 	}
-	stores, err := runner.ForgetStores(fp)
+	fc, err := runner.ForgetConfig(fp)
 	if err != nil {
 		return forget.Receipt{}, err
 	}
-	fg, err := forget.New(forget.Config{Stores: stores, ReceiptsDir: cfg.ReceiptsDir(), Audit: trail, Actor: "cli", Progress: progress,
-		KeyedBySubject: cfg.Privacy.Sealing()})
+	fc.Audit, fc.Actor, fc.Progress = trail, "cli", progress
+	fg, err := forget.New(fc)
 	if err != nil {
 		return forget.Receipt{}, err
 	}

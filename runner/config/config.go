@@ -19,6 +19,7 @@ import (
 	"github.com/IBM/sarama"
 	"gopkg.in/yaml.v3"
 
+	es "github.com/aetherai/aether/audit/elasticsearch"
 	"github.com/aetherai/aether/broker"
 )
 
@@ -305,7 +306,7 @@ func (e *AuditElasticsearch) defaults() {
 		return
 	}
 	if e.IndexPrefix == "" {
-		e.IndexPrefix = "aether-audit"
+		e.IndexPrefix = es.DefaultPrefix
 	}
 	if e.Retention == 0 {
 		e.Retention = 400 * 24 * time.Hour
